@@ -1,0 +1,5 @@
+"""Allows ``python -m rotator``."""
+
+from rotator.cli import main
+
+raise SystemExit(main())

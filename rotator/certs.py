@@ -1,0 +1,239 @@
+"""PEM parsing and certificate facts, with ``cryptography``.
+
+Functions here never raise on bad material: they return ``None`` or a list of problems,
+so one broken Secret is a finding, never a crash.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa, types
+from cryptography.x509.oid import ExtensionOID
+
+from rotator.model import CertificateInfo
+
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\s.*?-----END CERTIFICATE-----", re.DOTALL)
+_PEM_ANY = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+WEAK_HASHES = ("sha1", "md5")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    certs: tuple[x509.Certificate, ...]
+    errors: tuple[str, ...]
+
+
+def parse_bundle(data: bytes) -> Bundle:
+    """All certificates in a PEM blob, in order, with a message for each block that fails."""
+    certs: list[x509.Certificate] = []
+    errors: list[str] = []
+    blocks = _PEM_CERT.findall(data)
+    for i, block in enumerate(blocks):
+        try:
+            certs.append(x509.load_pem_x509_certificate(block))
+        except ValueError as exc:
+            errors.append(f"certificate block {i + 1} does not parse: {_short(exc)}")
+    if not blocks:
+        kinds = sorted({m.decode() for m in _PEM_ANY.findall(data)})
+        if kinds:
+            errors.append(f"no CERTIFICATE block (found {', '.join(kinds)})")
+        elif data.strip():
+            errors.append("not PEM: no '-----BEGIN CERTIFICATE-----' block")
+        else:
+            errors.append("empty")
+    return Bundle(tuple(certs), tuple(errors))
+
+
+def parse_private_key(data: bytes) -> tuple[types.PrivateKeyTypes | None, str]:
+    """The private key, or None and a message that never echoes the key material."""
+    try:
+        return serialization.load_pem_private_key(data, password=None), ""
+    except TypeError:
+        return None, "private key is encrypted; Istio needs an unencrypted key"
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        kinds = sorted({m.decode() for m in _PEM_ANY.findall(data)})
+        found = f" (found {', '.join(kinds)})" if kinds else ""
+        return None, f"private key does not parse{found}: {_short(exc)}"
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).split("\n")[0]
+    return text[:160]
+
+
+def public_bytes(key: types.PublicKeyTypes) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def key_matches(cert: x509.Certificate, key: types.PrivateKeyTypes) -> bool:
+    try:
+        return public_bytes(cert.public_key()) == public_bytes(key.public_key())
+    except (ValueError, UnsupportedAlgorithm):
+        return False
+
+
+def key_type(key: types.PublicKeyTypes | types.PrivateKeyTypes) -> str:
+    if isinstance(key, rsa.RSAPublicKey | rsa.RSAPrivateKey):
+        return f"RSA {key.key_size}"
+    if isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey):
+        return {"secp256r1": "ECDSA P-256", "secp384r1": "ECDSA P-384", "secp521r1": "ECDSA P-521"}.get(
+            key.curve.name, f"ECDSA {key.curve.name}"
+        )
+    if isinstance(key, ed25519.Ed25519PublicKey | ed25519.Ed25519PrivateKey):
+        return "Ed25519"
+    if isinstance(key, ed448.Ed448PublicKey | ed448.Ed448PrivateKey):
+        return "Ed448"
+    if isinstance(key, dsa.DSAPublicKey | dsa.DSAPrivateKey):
+        return f"DSA {key.key_size}"
+    return type(key).__name__
+
+
+def weak_key_reason(cert: x509.Certificate) -> str | None:
+    try:
+        key = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return "public key of an unsupported type"
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
+        return f"RSA key of {key.key_size} bits (minimum 2048)"
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size < 256:
+        return f"EC key of {key.curve.key_size} bits (minimum 256)"
+    if isinstance(key, dsa.DSAPublicKey):
+        return "DSA key (not supported by modern TLS clients)"
+    return None
+
+
+def signature_hash(cert: x509.Certificate) -> str:
+    try:
+        algo = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        return "unknown"
+    return algo.name if algo is not None else "none"
+
+
+def not_before(cert: x509.Certificate) -> datetime:
+    return cert.not_valid_before_utc
+
+
+def not_after(cert: x509.Certificate) -> datetime:
+    return cert.not_valid_after_utc
+
+
+def sans(cert: x509.Certificate) -> tuple[str, ...]:
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (x509.ExtensionNotFound, ValueError):
+        return ()
+    names: list[str] = [str(n) for n in ext.get_values_for_type(x509.DNSName)]
+    names += [str(ip) for ip in ext.get_values_for_type(x509.IPAddress)]
+    return tuple(names)
+
+
+def is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except (x509.ExtensionNotFound, ValueError):
+        return False
+
+
+def _key_id(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> bytes | None:
+    try:
+        value = cert.extensions.get_extension_for_oid(oid).value
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+    if isinstance(value, x509.SubjectKeyIdentifier):
+        return value.digest
+    if isinstance(value, x509.AuthorityKeyIdentifier):
+        return value.key_identifier
+    return None
+
+
+def signed_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
+    """Did ``parent`` issue ``child``? Names must chain and the signature must verify."""
+    if child.issuer != parent.subject:
+        return False
+    aki = _key_id(child, ExtensionOID.AUTHORITY_KEY_IDENTIFIER)
+    ski = _key_id(parent, ExtensionOID.SUBJECT_KEY_IDENTIFIER)
+    if aki is not None and ski is not None and aki != ski:
+        return False
+    return verify_signature(child, parent)
+
+
+def verify_signature(child: x509.Certificate, parent: x509.Certificate) -> bool:
+    try:
+        key = parent.public_key()
+        algo = child.signature_hash_algorithm
+        if isinstance(key, rsa.RSAPublicKey) and algo is not None:
+            key.verify(child.signature, child.tbs_certificate_bytes, padding.PKCS1v15(), algo)
+        elif isinstance(key, ec.EllipticCurvePublicKey) and algo is not None:
+            key.verify(child.signature, child.tbs_certificate_bytes, ec.ECDSA(algo))
+        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            key.verify(child.signature, child.tbs_certificate_bytes)
+        else:
+            # Unusual key types: fall back to the name chain already checked.
+            return True
+    except (InvalidSignature, ValueError, UnsupportedAlgorithm, TypeError):
+        return False
+    return True
+
+
+def is_self_signed(cert: x509.Certificate) -> bool:
+    return cert.issuer == cert.subject and verify_signature(cert, cert)
+
+
+def describe(certs: tuple[x509.Certificate, ...], leaf: x509.Certificate | None = None) -> CertificateInfo:
+    """The report's view of a certificate (``leaf`` or the first one), with the chain length."""
+    cert = leaf if leaf is not None else certs[0]
+    try:
+        ktype = key_type(cert.public_key())
+    except (ValueError, UnsupportedAlgorithm):
+        ktype = "unknown"
+    aki = _key_id(cert, ExtensionOID.AUTHORITY_KEY_IDENTIFIER)
+    return CertificateInfo(
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        serial=format(cert.serial_number, "x"),
+        sans=sans(cert),
+        not_before=not_before(cert),
+        not_after=not_after(cert),
+        key_type=ktype,
+        chain_length=len(certs),
+        is_ca=is_ca(cert),
+        self_signed=cert.issuer == cert.subject,
+        authority_key_id=aki.hex() if aki else "",
+    )
+
+
+def ocsp_problem(staple: bytes, leaf: x509.Certificate, issuer: x509.Certificate | None) -> str | None:
+    """Why an OCSP staple would make Envoy reject the certificate, or None if it belongs."""
+    from cryptography.x509 import ocsp
+
+    try:
+        resp = ocsp.load_der_ocsp_response(staple)
+    except ValueError:
+        return "tls.ocsp-staple is not a DER OCSP response"
+    if resp.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
+        return f"tls.ocsp-staple has status {resp.response_status.name}"
+    if resp.serial_number != leaf.serial_number:
+        return (
+            f"tls.ocsp-staple is for serial {resp.serial_number:x}, the certificate's serial is {leaf.serial_number:x}"
+        )
+    if issuer is not None and resp.issuer_name_hash != _name_hash(issuer.subject, resp.hash_algorithm):
+        return "tls.ocsp-staple was issued for another CA"
+    return None
+
+
+def _name_hash(name: x509.Name, algo: hashes.HashAlgorithm) -> bytes:
+    digest = hashes.Hash(algo)
+    digest.update(name.public_bytes())
+    return digest.finalize()
+
+
+def utcnow() -> datetime:
+    """The clock edge: everything else takes ``now`` as an argument."""
+    return datetime.now(UTC)

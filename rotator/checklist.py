@@ -1,0 +1,188 @@
+"""The user's checklist as findings: selectors, VirtualService binding, subsets, conflicts.
+
+These mirror ``istioctl analyze`` (IST0101, IST0132, IST0145) where it is right, and
+cover its gaps: every selected namespace, not just the first pod's (§6 of the note).
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+from rotator.discovery import (
+    DiscoveryOptions,
+    resolve_gateway_name,
+    selected_workloads,
+    selector_matches,
+    server_host_applies,
+)
+from rotator.findings import finding
+from rotator.hosts import istio_matches, strip_namespace
+from rotator.model import Finding, Inventory, IstioGateway
+
+CLUSTER_SUFFIX = "svc.cluster.local"
+
+
+def check(inv: Inventory, options: DiscoveryOptions | None = None) -> list[Finding]:
+    options = options or DiscoveryOptions()
+    out: list[Finding] = []
+    out += selectors(inv, options)
+    out += virtual_service_gateways(inv)
+    out += virtual_service_hosts(inv)
+    out += subsets(inv)
+    out += conflicting_gateways(inv, options)
+    return out
+
+
+def selectors(inv: Inventory, options: DiscoveryOptions) -> list[Finding]:
+    if not inv.workloads_known:
+        return []  # said once by discovery ("no-workloads"), not once per Gateway
+    out = []
+    for gw in inv.istio_gateways:
+        if not selected_workloads(gw, inv, options):
+            sel = ", ".join(f"{k}={v}" for k, v in sorted((gw.selector or {}).items())) or "(empty)"
+            scope = f" in namespace {gw.namespace!r}" if options.scope_gateway_to_namespace else ""
+            out.append(
+                finding(
+                    "selector-no-workload",
+                    f"{gw.ref}: selector {sel} matches no gateway workload{scope}; no proxy serves its servers "
+                    "and its Secrets are checked in the Gateway's namespace only.",
+                    gw.ref,
+                )
+            )
+    return out
+
+
+def _gateway_keys(inv: Inventory) -> set[tuple[str, str]]:
+    return {(g.namespace, g.name) for g in inv.istio_gateways}
+
+
+def virtual_service_gateways(inv: Inventory) -> list[Finding]:
+    known = _gateway_keys(inv)
+    out = []
+    for vs in inv.virtual_services:
+        for g in vs.gateways:
+            key = resolve_gateway_name(g, vs.namespace)
+            if key is not None and key not in known:
+                out.append(
+                    finding(
+                        "vs-gateway-not-found",
+                        f"{vs.ref} names gateway {g!r} (resolved to {key[0]}/{key[1]}), which does not exist; "
+                        "its routes are not served there.",
+                        vs.ref,
+                    )
+                )
+    return out
+
+
+def virtual_service_hosts(inv: Inventory) -> list[Finding]:
+    out = []
+    by_key = {(g.namespace, g.name): g for g in inv.istio_gateways}
+    for vs in inv.virtual_services:
+        for g in vs.gateways:
+            key = resolve_gateway_name(g, vs.namespace)
+            gw = by_key.get(key) if key else None
+            if gw is None:
+                continue
+            for host in vs.hosts:
+                if not _served(gw, host, vs.namespace):
+                    out.append(
+                        finding(
+                            "vs-host-not-in-gateway",
+                            f"{vs.ref}: host {host!r} matches no host of {gw.ref}; Istio drops it for that gateway.",
+                            vs.ref,
+                        )
+                    )
+    return out
+
+
+def _served(gw: IstioGateway, host: str, vs_ns: str) -> bool:
+    for server in gw.servers:
+        for sh in server.hosts:
+            applies, dns = server_host_applies(sh, gw.namespace, vs_ns)
+            if applies and istio_matches(dns, host):
+                return True
+    return False
+
+
+def fqdn(host: str, namespace: str) -> str:
+    """A service host as Istio resolves it for subset lookup: short names in ``namespace``."""
+    if "*" in host:
+        return host
+    parts = host.split(".")
+    if len(parts) == 1:
+        return f"{host}.{namespace}.{CLUSTER_SUFFIX}"
+    if len(parts) == 2:
+        return f"{host}.{CLUSTER_SUFFIX}"
+    return host
+
+
+def subsets(inv: Inventory) -> list[Finding]:
+    defined: dict[str, set[str]] = {}
+    for dr in inv.destination_rules:
+        defined.setdefault(fqdn(dr.host, dr.namespace), set()).update(dr.subsets)
+    out = []
+    seen: set[tuple[str, str, str, str]] = set()
+    for vs in inv.virtual_services:
+        for d in vs.destinations:
+            if not d.subset:
+                continue
+            host = fqdn(d.host, vs.namespace)
+            key = (vs.namespace, vs.name, host, d.subset)
+            if key in seen:
+                continue
+            seen.add(key)
+            if d.subset not in defined.get(host, set()):
+                have = sorted(defined.get(host, set()))
+                out.append(
+                    finding(
+                        "subset-not-defined",
+                        f"{vs.ref}: {d.via} destination {d.host!r} uses subset {d.subset!r}, which no "
+                        f"DestinationRule for {host} defines"
+                        + (f" (defined: {', '.join(have)})" if have else " (no DestinationRule for that host)")
+                        + "; such requests fail with 503 (no healthy upstream).",
+                        vs.ref,
+                    )
+                )
+    return out
+
+
+def _overlap(a: IstioGateway, b: IstioGateway, inv: Inventory, options: DiscoveryOptions) -> bool:
+    if inv.workloads_known and inv.workloads:
+        wa = {(w.kind, w.namespace, w.name) for w in selected_workloads(a, inv, options)}
+        wb = {(w.kind, w.namespace, w.name) for w in selected_workloads(b, inv, options)}
+        return bool(wa & wb)
+    sa, sb = a.selector or {}, b.selector or {}
+    # Without workloads: selectors overlap when one is contained in the other.
+    return selector_matches(sa, sb) if len(sa) <= len(sb) else selector_matches(sb, sa)
+
+
+def conflicting_gateways(inv: Inventory, options: DiscoveryOptions) -> list[Finding]:
+    out = []
+    gateways = sorted(inv.istio_gateways, key=lambda g: (g.creation, g.namespace, g.name))
+    for a, b in combinations(gateways, 2):
+        if not _overlap(a, b, inv, options):
+            continue
+        clashes = set()
+        for sa in a.servers:
+            for sb in b.servers:
+                if sa.port is None or sa.port != sb.port or sa.bind != sb.bind:
+                    continue
+                hosts_a = {_norm(h) for h in sa.hosts}
+                for h in sorted(hosts_a & {_norm(h) for h in sb.hosts}):
+                    clashes.add((sa.port, h))
+        for port, host in sorted(clashes):
+            out.append(
+                finding(
+                    "conflicting-gateways",
+                    f"{b.ref} and {a.ref} both serve host {host!r} on port {port} for the same gateway "
+                    f"workloads; Istio keeps the older one and drops the other's server, certificate "
+                    "included.",
+                    b.ref,
+                )
+            )
+    return out
+
+
+def _norm(host: str) -> str:
+    ns, name = strip_namespace(host)
+    return name if ns == "*" else host

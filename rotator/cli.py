@@ -1,0 +1,200 @@
+"""Command line. Only argparse is imported at start-up; each command imports what it needs.
+
+``rotator --help`` must answer fast (it runs in CronJobs and shell completions), so the
+heavy modules (cryptography, pydantic, rich) load inside the command functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TextIO
+
+from rotator import __version__
+
+EXIT_CODES = """exit codes (Nagios-style, for cron and monitoring):
+  0  OK        nothing due, no warnings
+  1  WARNING   renewals due, or warning findings
+  2  CRITICAL  expired, invalid or missing credentials, or error/critical findings
+  3  UNKNOWN   could not run: bad config, unreadable input, bad arguments
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rotator",
+        description="Discover, inspect and renew the TLS credentials of Istio ingress gateways.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"rotator {__version__}")
+    _common(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = sub.add_parser(
+        "check",
+        help="discover, inspect and plan (and, without --dry-run, renew)",
+        description="Discover every credential Istio gateways reference, inspect it, and plan renewals. "
+        "With -f, reads manifests instead of a cluster.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(check, top=False)
+    check.add_argument("--dry-run", action="store_true", help="change nothing; print the plan")
+    check.add_argument(
+        "-f",
+        "--filename",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="manifest file or folder (recursive); '-' for stdin; repeatable",
+    )
+    check.add_argument(
+        "-o", "--output", choices=("table", "json", "yaml"), default="table", help="report format (default: table)"
+    )
+    check.add_argument(
+        "--at", metavar="WHEN", help="evaluate as of another time: ISO date/time or relative (+30d, -12h)"
+    )
+    check.add_argument(
+        "-n",
+        "--namespace",
+        metavar="NS",
+        default=None,
+        help="namespace for manifests without metadata.namespace (default: config, else 'default')",
+    )
+    check.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="table colours")
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser, top: bool) -> None:
+    """Global options, accepted before or after the command (sub-parsers must not reset them)."""
+
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=default(os.environ.get("ROTATOR_CONFIG")),
+        help="config file (default: $ROTATOR_CONFIG; none: built-in defaults)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default=default(None),
+        help="log level (default: from config, else info)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("auto", "console", "json"),
+        default=default(None),
+        help="log format on stderr (default: console on a terminal, else JSON)",
+    )
+
+
+def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad usage; our 2 means CRITICAL
+        code = exc.code if isinstance(exc.code, int) else 3
+        return 0 if code == 0 else 3
+    if args.command is None:
+        parser.print_help()
+        return 3
+    if args.command == "check":
+        return _check(args, stdin or sys.stdin, stdout or sys.stdout)
+    return 3  # pragma: no cover - argparse rejects unknown commands
+
+
+def _error(message: str) -> int:
+    sys.stderr.write(f"rotator: error: {message}\n")
+    return 3
+
+
+def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
+    from rotator import logs
+    from rotator.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        return _error(str(exc))
+    logs.configure(args.log_level or config.logging.level, args.log_format or config.logging.format)
+    log = logs.get_logger()
+
+    if not args.dry_run:
+        return _error("renewal is not available yet: run 'rotator check --dry-run' (this build only plans)")
+    if not args.filename:
+        return _error("reading a live cluster is not available yet: pass manifests with -f PATH")
+
+    from rotator.certs import utcnow
+    from rotator.timeutil import parse_when
+
+    now = utcnow()
+    if args.at:
+        try:
+            now = parse_when(args.at, now)
+        except ValueError as exc:
+            return _error(f"--at: {exc}")
+
+    from rotator.inventory import build_inventory
+    from rotator.loader import InputError, load
+    from rotator.model import Finding, ObjectRef
+
+    try:
+        loaded = load(args.filename, stdin=stdin, progress=_progress(args.filename))
+    except InputError as exc:
+        return _error(str(exc))
+    namespace = args.namespace or config.discovery.default_namespace
+    inventory, inv_findings = build_inventory(loaded.objects, default_namespace=namespace)
+    input_findings = [
+        Finding("invalid-manifest", "error", f"{e.source}: {e.message}", ObjectRef("File", "", e.source.path))
+        for e in loaded.errors
+    ] + inv_findings
+    log.debug("loaded", objects=len(loaded.objects), errors=len(input_findings))
+
+    from rotator.pipeline import run_check
+    from rotator.report import exit_code, write_json, write_table, write_yaml
+
+    result = run_check(inventory, config, now, input_findings)
+    log.info(
+        "check finished",
+        credentials=len(result.credentials),
+        renew=sum(1 for c in result.credentials if c.action == "renew"),
+        evaluated_at=now.isoformat(),
+    )
+    if args.output == "json":
+        write_json(result, stdout)
+    elif args.output == "yaml":
+        write_yaml(result, stdout)
+    else:
+        color = {"always": True, "never": False}.get(args.color)
+        write_table(result, stdout, color=color)
+    return exit_code(result)
+
+
+def _progress(paths: list[str]):  # type: ignore[no-untyped-def]
+    """A stderr progress line for long inputs on a terminal; None otherwise."""
+    if not sys.stderr.isatty():
+        return None
+    from rotator.loader import expand_paths
+
+    try:
+        files = expand_paths(paths)
+    except Exception:
+        return None
+    if len(files) < 50:
+        return None
+    total = len(files)
+    state = {"n": 0}
+
+    def tick(name: str) -> None:
+        state["n"] += 1
+        sys.stderr.write(f"\rloading manifests: {state['n']}/{total}")
+        if state["n"] == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return tick

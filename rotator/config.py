@@ -1,0 +1,217 @@
+"""The configuration file, its validation and ``ROTATOR_*`` environment overrides.
+
+Pydantic with ``extra="forbid"`` everywhere: a misspelt key is an error naming its
+path, never a silently ignored setting that leaves a certificate unrenewed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from rotator.timeutil import RenewBefore, parse_duration, parse_renew_before
+
+ENV_PREFIX = "ROTATOR_"
+# Environment variables that are not config paths.
+ENV_RESERVED = frozenset({"ROTATOR_CONFIG", "ROTATOR_E2E"})
+
+
+class ConfigError(Exception):
+    """Bad configuration; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_renew_before(value: str | None) -> str | None:
+    if value is not None:
+        parse_renew_before(str(value))
+    return value
+
+
+def _check_duration(value: str) -> str:
+    parse_duration(str(value))
+    return value
+
+
+class RenewalConfig(_Strict):
+    renew_before: str | None = Field(
+        default=None,
+        description="Renew this long before expiry: a duration (720h, 30d) or a percentage of the "
+        "certificate's lifetime (33%). Default: one third of the lifetime.",
+    )
+    client_ca_warning: str = Field(
+        default="30d", description="Warn when a client CA certificate expires within this duration."
+    )
+
+    check_renew_before = field_validator("renew_before")(_check_renew_before)
+    check_client_ca_warning = field_validator("client_ca_warning")(_check_duration)
+
+
+class Rule(_Strict):
+    """Chooses an issuer for a credential; the first rule whose every selector matches wins."""
+
+    issuer: str = Field(description="Name of an entry in `issuers`.")
+    namespaces: list[str] = Field(default_factory=list, description="Namespace globs; empty matches any.")
+    secrets: list[str] = Field(default_factory=list, description="Secret name globs; empty matches any.")
+    hosts: list[str] = Field(
+        default_factory=list,
+        description="Host globs; every host the credential serves must match one. Empty matches any.",
+    )
+    renew_before: str | None = Field(default=None, description="Overrides `renewal.renew_before`.")
+    allow_issuer_change: bool = Field(
+        default=False, description="Allow moving a certificate issued by another CA to this issuer."
+    )
+
+    check_renew_before = field_validator("renew_before")(_check_renew_before)
+
+    def matches(self, namespace: str, name: str, hosts: tuple[str, ...]) -> bool:
+        if self.namespaces and not any(fnmatch.fnmatchcase(namespace, g) for g in self.namespaces):
+            return False
+        if self.secrets and not any(fnmatch.fnmatchcase(name, g) for g in self.secrets):
+            return False
+        if self.hosts:
+            if not hosts:
+                return False
+            return all(any(fnmatch.fnmatchcase(h.lower(), g.lower()) for g in self.hosts) for h in hosts)
+        return True
+
+
+class CAIssuerConfig(_Strict):
+    type: Literal["ca"]
+    secret: str | None = Field(default=None, description="namespace/name of a Secret with the CA tls.crt/tls.key.")
+    cert_file: str | None = Field(default=None, description="CA certificate file, for local use.")
+    key_file: str | None = Field(default=None, description="CA key file, for local use.")
+    validity: str = Field(default="2160h", description="Lifetime of issued certificates.")
+
+    check_validity = field_validator("validity")(_check_duration)
+
+
+class ACMEIssuerConfig(_Strict):
+    type: Literal["acme"]
+    directory: str = Field(description="ACME directory URL.")
+    email: str | None = Field(default=None, description="Contact e-mail for the ACME account.")
+
+
+IssuerConfig = Annotated[CAIssuerConfig | ACMEIssuerConfig, Field(discriminator="type")]
+
+
+class DiscoveryConfig(_Strict):
+    default_namespace: str = Field(
+        default="default", description="Namespace of manifests that do not set metadata.namespace."
+    )
+    scope_gateway_to_namespace: bool = Field(
+        default=False, description="Mirror istiod's PILOT_SCOPE_GATEWAY_TO_NAMESPACE."
+    )
+
+
+class LoggingConfig(_Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "console", "json"] = "auto"
+
+
+class Config(_Strict):
+    cluster_name: str = Field(default="default", description="Names this cluster in reports and alerts.")
+    renewal: RenewalConfig = Field(default_factory=RenewalConfig)
+    issuers: dict[str, IssuerConfig] = Field(default_factory=dict)
+    rules: list[Rule] = Field(default_factory=list)
+    discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @model_validator(mode="after")
+    def _rules_name_issuers(self) -> Config:
+        for i, rule in enumerate(self.rules):
+            if rule.issuer not in self.issuers:
+                known = ", ".join(sorted(self.issuers)) or "none defined"
+                raise ValueError(f"rules[{i}].issuer: unknown issuer {rule.issuer!r} (issuers: {known})")
+        return self
+
+    def renew_before(self) -> RenewBefore | None:
+        return parse_renew_before(self.renewal.renew_before) if self.renewal.renew_before else None
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    node = tree
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = value
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``ROTATOR_RENEWAL__RENEW_BEFORE=720h`` → ``{"renewal": {"renew_before": "720h"}}``."""
+    tree: dict[str, Any] = {}
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name in ENV_RESERVED:
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        if not path:
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            value = raw
+        _set_path(tree, path, value)
+    return tree
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_config(path: str | None, environ: Mapping[str, str] | None = None) -> Config:
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    label = "defaults"
+    if path:
+        label = path
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from exc
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the config must be a mapping, got {type(loaded).__name__}")
+        data = loaded
+    overrides = env_overrides(environ)
+    if overrides:
+        data = _merge(data, overrides)
+        label += " + ROTATOR_* environment"
+    return parse_config(data, label)
+
+
+def parse_config(data: dict[str, Any], label: str = "config") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            elif msg.startswith("Value error, "):
+                msg = msg[len("Value error, ") :]
+            lines.append(f"  {loc}: {msg}")
+        raise ConfigError(f"{label}: invalid configuration:\n" + "\n".join(lines)) from None

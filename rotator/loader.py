@@ -1,0 +1,156 @@
+"""Reads Kubernetes manifests from files, folders and stdin into plain dicts.
+
+Loading is forgiving by design: one broken document is reported with its file and
+index, and every other document is still returned, so a typo in one file never hides
+the expiry of a certificate described in another.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from rotator.model import Source
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+class InputError(Exception):
+    """The input as a whole cannot be read (missing path, unreadable file)."""
+
+
+@dataclass(frozen=True)
+class RawObject:
+    source: Source
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LoadError:
+    source: Source
+    message: str
+
+
+@dataclass
+class LoadResult:
+    objects: list[RawObject] = field(default_factory=list)
+    errors: list[LoadError] = field(default_factory=list)
+
+
+def expand_paths(paths: Iterable[str]) -> list[str]:
+    """Files as given, folders walked recursively for manifest suffixes, sorted for stable output."""
+    out: list[str] = []
+    for p in paths:
+        if p == "-":
+            out.append(p)
+            continue
+        path = Path(p)
+        if path.is_dir():
+            found = sorted(str(f) for f in path.rglob("*") if f.is_file() and f.suffix.lower() in MANIFEST_SUFFIXES)
+            out.extend(found)
+        elif path.exists():
+            out.append(p)
+        else:
+            raise InputError(f"{p}: no such file or directory")
+    return out
+
+
+def load(
+    paths: Iterable[str],
+    stdin: TextIO | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> LoadResult:
+    result = LoadResult()
+    for p in expand_paths(paths):
+        if p == "-":
+            if stdin is None:
+                raise InputError("-: standard input is not available")
+            text = stdin.read()
+            name = "<stdin>"
+        else:
+            try:
+                text = Path(p).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise InputError(f"{p}: cannot read: {exc}") from exc
+            name = os.path.relpath(p) if not os.path.isabs(p) else p
+        parse_text(text, name, result)
+        if progress is not None:
+            progress(name)
+    return result
+
+
+def parse_text(text: str, name: str, result: LoadResult) -> None:
+    """Parse one file's text (YAML stream or JSON) into ``result``."""
+    if name.endswith(".json") or text.lstrip().startswith(("{", "[")):
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError:
+            pass  # maybe YAML flow style; fall through to the YAML parser
+        else:
+            _add_document(doc, Source(name, 0), result)
+            return
+    for index, doc in _yaml_documents(text, name, result):
+        _add_document(doc, Source(name, index), result)
+
+
+def _yaml_documents(text: str, name: str, result: LoadResult) -> Iterator[tuple[int, Any]]:
+    """Yield (index, document), resynchronising after a broken document.
+
+    PyYAML's stream loader stops at the first syntax error, so split the stream on
+    document markers first and parse each piece alone.
+    """
+    for index, chunk in enumerate(_split_documents(text)):
+        if not chunk.strip():
+            continue
+        try:
+            doc = yaml.safe_load(chunk)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1} of the document)" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            result.errors.append(LoadError(Source(name, index), f"invalid YAML{where}: {problem}"))
+            continue
+        if doc is not None:
+            yield index, doc
+
+
+def _split_documents(text: str) -> list[str]:
+    chunks: list[list[str]] = [[]]
+    for line in text.splitlines(keepends=True):
+        if line.startswith("---") and (len(line) == 3 or line[3] in " \t\r\n"):
+            chunks.append([line[3:].lstrip(" \t")] if line[3:].strip() else [])
+            continue
+        chunks[-1].append(line)
+    # a leading '---' creates an empty first chunk; keep indices aligned with documents
+    if chunks and not "".join(chunks[0]).strip() and len(chunks) > 1:
+        chunks = chunks[1:]
+    return ["".join(c) for c in chunks]
+
+
+def _add_document(doc: Any, source: Source, result: LoadResult) -> None:
+    if not isinstance(doc, dict):
+        result.errors.append(LoadError(source, f"expected a Kubernetes object (a mapping), got {_kind_of(doc)}"))
+        return
+    kind = doc.get("kind")
+    if isinstance(kind, str) and kind.endswith("List") and isinstance(doc.get("items"), list):
+        for i, item in enumerate(doc["items"]):
+            if isinstance(item, dict):
+                result.objects.append(RawObject(source, item))
+            else:
+                result.errors.append(
+                    LoadError(source, f"{kind} item {i}: expected a Kubernetes object, got {_kind_of(item)}")
+                )
+        return
+    result.objects.append(RawObject(source, doc))
+
+
+def _kind_of(value: Any) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )

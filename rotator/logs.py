@@ -1,0 +1,69 @@
+"""structlog set-up: console on a terminal, JSON lines otherwise, secrets redacted.
+
+Redaction is a processor in the chain, so no call site can forget it: PEM private
+keys, and fields named like credentials, never reach a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+SENSITIVE_FIELDS = frozenset(
+    {"private_key", "key_pem", "token", "routing_key", "password", "hmac", "hmac_key", "secret_data", "tsig_secret"}
+)
+_PEM_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)", re.DOTALL)
+REDACTED = "[redacted]"
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        return _PEM_KEY.sub("[redacted private key]", value) if "PRIVATE KEY" in value else value
+    if isinstance(value, dict):
+        return {k: (REDACTED if str(k).lower() in SENSITIVE_FIELDS else _scrub(v)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for k in list(event):
+        event[k] = REDACTED if k.lower() in SENSITIVE_FIELDS else _scrub(event[k])
+    return event
+
+
+def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+    import structlog
+
+    stream = stream or sys.stderr
+    if fmt == "auto":
+        fmt = "console" if stream.isatty() else "json"
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        if fmt == "console"
+        else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str = "rotator") -> Any:
+    import structlog
+
+    return structlog.get_logger(name)

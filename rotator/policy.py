@@ -1,0 +1,232 @@
+"""Renewal policy: when a credential is due, and what rotator will do about it.
+
+Modelled on cert-manager's ``policies.go``: each reason to renew is a small pure
+function, and ``RENEWAL_TRIGGERS`` is the named chain that is evaluated in order; the
+first that fires is the recorded reason. ``GATES`` then decide whether rotator may act
+(an issuer must be configured, and cert-manager's Secrets are not ours).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from rotator.config import Config, Rule
+from rotator.findings import finding
+from rotator.model import Credential, Finding, Inventory, ObjectRef, Secret
+from rotator.timeutil import DEFAULT_RENEW_BEFORE, RenewBefore, format_duration, parse_renew_before, rfc3339
+
+ANNOTATION_PREFIX = "rotator.io/"
+RENEW_BEFORE_ANNOTATION = "rotator.io/renew-before"
+ISSUER_ANNOTATION = "rotator.io/issuer"
+INVALID_CONTENT = frozenset({"invalid-pem", "missing-keys", "key-mismatch", "cert-not-yet-valid"})
+BROKEN_REFERENCE = frozenset({"cross-namespace-reference", "reference-not-permitted", "cacert-name-for-server"})
+
+
+@dataclass(frozen=True)
+class PolicyInput:
+    credential: Credential
+    secret: Secret | None
+    now: datetime
+    renew_at: datetime | None
+    issuer: str | None
+
+
+Trigger = Callable[[PolicyInput], str | None]
+
+
+def _codes(i: PolicyInput) -> set[str]:
+    return {f.code for f in i.credential.findings}
+
+
+def secret_does_not_exist(i: PolicyInput) -> str | None:
+    return "the Secret does not exist" if i.credential.state == "missing" else None
+
+
+def secret_content_invalid(i: PolicyInput) -> str | None:
+    bad = sorted(_codes(i) & INVALID_CONTENT)
+    return f"the Secret's content is unusable ({', '.join(bad)})" if bad else None
+
+
+def certificate_expired(i: PolicyInput) -> str | None:
+    return "the certificate has expired" if i.credential.state == "expired" else None
+
+
+def certificate_nearing_expiry(i: PolicyInput) -> str | None:
+    if i.renew_at is not None and i.now >= i.renew_at:
+        return f"inside the renewal window since {rfc3339(i.renew_at)}"
+    return None
+
+
+def hosts_not_covered(i: PolicyInput) -> str | None:
+    return "the certificate does not cover every host served" if "host-not-covered" in _codes(i) else None
+
+
+RENEWAL_TRIGGERS: tuple[tuple[str, Trigger], ...] = (
+    ("secret-missing", secret_does_not_exist),
+    ("content-invalid", secret_content_invalid),
+    ("expired", certificate_expired),
+    ("due", certificate_nearing_expiry),
+    ("hosts-changed", hosts_not_covered),
+)
+
+
+# A gate returns None to allow renewal, or why it blocks it and the finding to report.
+Blocked = tuple[str, Finding | None]
+Gate = Callable[[PolicyInput], Blocked | None]
+
+
+def _obj(i: PolicyInput) -> ObjectRef:
+    s = i.credential.spec
+    return ObjectRef(s.kind, s.namespace, s.name)
+
+
+def reference_is_broken(i: PolicyInput) -> Blocked | None:
+    """A new certificate cannot fix a reference Istio refuses; the reference finding already says so."""
+    bad = _codes(i) & BROKEN_REFERENCE
+    return (f"reference refused ({', '.join(sorted(bad))}); fix the reference first", None) if bad else None
+
+
+def managed_externally(i: PolicyInput) -> Blocked | None:
+    s = i.secret
+    if s is None:
+        return None
+    ann = sorted(k for k in s.annotations if k.startswith("cert-manager.io/"))
+    owner = next(
+        (o for o in s.owners if o.kind == "Certificate" and o.api_version.startswith("cert-manager.io/")), None
+    )
+    if not ann and owner is None:
+        return None
+    why = f"owned by Certificate {owner.name}" if owner else f"annotated {ann[0]}"
+    return "managed by cert-manager", finding(
+        "managed-externally",
+        f"{_obj(i)} is managed by cert-manager ({why}); rotator leaves renewal to it and only reports.",
+        _obj(i),
+    )
+
+
+def has_issuer(i: PolicyInput) -> Blocked | None:
+    if i.issuer is not None:
+        return None
+    hosts = ", ".join(i.credential.spec.hosts) or "no hosts"
+    return "no issuer rule matches", finding(
+        "no-issuer",
+        f"{_obj(i)} needs renewal but no rule in the config matches it (namespace "
+        f"{i.credential.spec.namespace!r}, Secret {i.credential.spec.name!r}, hosts {hosts}); add a rule or the "
+        f"annotation {ISSUER_ANNOTATION}.",
+        _obj(i),
+    )
+
+
+GATES: tuple[Gate, ...] = (reference_is_broken, managed_externally, has_issuer)
+
+
+def choose_issuer(
+    cred: Credential, secret: Secret | None, config: Config
+) -> tuple[str | None, Rule | None, list[Finding]]:
+    spec = cred.spec
+    obj = ObjectRef(spec.kind, spec.namespace, spec.name)
+    found: list[Finding] = []
+    hosts = tuple(h for h in spec.hosts if h != "*")
+    rule = next((r for r in config.rules if r.matches(spec.namespace, spec.name, hosts)), None)
+    if secret is not None and ISSUER_ANNOTATION in secret.annotations:
+        wanted = secret.annotations[ISSUER_ANNOTATION]
+        if wanted in config.issuers:
+            return wanted, rule, found
+        found.append(
+            finding(
+                "invalid-annotation",
+                f"{obj}: annotation {ISSUER_ANNOTATION}={wanted!r} names no configured issuer "
+                f"({', '.join(sorted(config.issuers)) or 'none defined'}); using the config rules instead.",
+                obj,
+            )
+        )
+    return (rule.issuer if rule else None), rule, found
+
+
+def resolve_renew_before(
+    secret: Secret | None, rule: Rule | None, config: Config, obj: ObjectRef
+) -> tuple[RenewBefore, list[Finding]]:
+    """Secret annotation, then the matching rule, then the global setting, then 1/3 of lifetime."""
+    if secret is not None and RENEW_BEFORE_ANNOTATION in secret.annotations:
+        raw = secret.annotations[RENEW_BEFORE_ANNOTATION]
+        try:
+            return parse_renew_before(raw), []
+        except ValueError as exc:
+            bad = finding(
+                "invalid-annotation",
+                f"{obj}: annotation {RENEW_BEFORE_ANNOTATION}={raw!r} is not usable ({exc}); using the default.",
+                obj,
+            )
+            return _configured(rule, config), [bad]
+    return _configured(rule, config), []
+
+
+def _configured(rule: Rule | None, config: Config) -> RenewBefore:
+    if rule is not None and rule.renew_before:
+        return parse_renew_before(rule.renew_before)
+    return config.renew_before() or DEFAULT_RENEW_BEFORE
+
+
+def plan(cred: Credential, inv: Inventory, config: Config, now: datetime) -> Credential:
+    spec = cred.spec
+    if spec.role != "server" or spec.kind != "Secret":
+        return cred  # client CAs are the user's to manage; rotator only reports on them
+    obj = ObjectRef(spec.kind, spec.namespace, spec.name)
+    secret = inv.secret(spec.namespace, spec.name)
+    issuer, rule, found = choose_issuer(cred, secret, config)
+    renew_before, more = resolve_renew_before(secret, rule, config, obj)
+    found += more
+    renew_at = None
+    state = cred.state
+    if cred.certificate is not None:
+        lifetime = cred.certificate.not_after - cred.certificate.not_before
+        renew_at = cred.certificate.not_after - renew_before.amount(lifetime)
+        if renew_at <= cred.certificate.not_before and state == "ok":
+            found.append(
+                finding(
+                    "cert-renewal-due",
+                    f"{obj}: {renew_before.describe(lifetime)} is not shorter than the certificate's "
+                    f"{format_duration(lifetime)} lifetime, so it is always due; shorten renew-before.",
+                    obj,
+                )
+            )
+    pin = PolicyInput(cred, secret, now, renew_at, issuer)
+    reason_code, reason = next(((code, msg) for code, t in RENEWAL_TRIGGERS if (msg := t(pin))), ("", None))
+    if reason is None:
+        return replace(cred, findings=cred.findings + tuple(found), renew_at=renew_at, issuer=issuer)
+    if reason_code == "due" and state == "ok":
+        state = "due"
+        assert cred.certificate is not None and renew_at is not None
+        lifetime = cred.certificate.not_after - cred.certificate.not_before
+        left = cred.certificate.not_after - now
+        if not any(f.code == "cert-renewal-due" for f in found):
+            found.append(
+                finding(
+                    "cert-renewal-due",
+                    f"{obj}: expires at {rfc3339(cred.certificate.not_after)} ({format_duration(left)} left); "
+                    f"due since {rfc3339(renew_at)} ({renew_before.describe(lifetime)}).",
+                    obj,
+                )
+            )
+    action = "renew"
+    reason = f"{reason_code}: {reason}"
+    for gate in GATES:
+        blocked = gate(pin)
+        if blocked is not None:
+            action = "skip"
+            why, note = blocked
+            reason += f"; skipped: {why}"
+            if note is not None:
+                found.append(note)
+            break
+    return replace(
+        cred,
+        state=state,
+        findings=cred.findings + tuple(found),
+        renew_at=renew_at,
+        action=action,  # type: ignore[arg-type]
+        reason=reason,
+        issuer=issuer,
+    )

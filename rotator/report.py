@@ -1,0 +1,183 @@
+"""Renders a ``CheckResult``: the versioned JSON/YAML contract and a terminal table.
+
+``to_document`` is the contract (docs/report-format.md); the table is for people and
+may change freely.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any, TextIO
+
+from rotator.model import SEVERITIES, STATES, CheckResult, Credential, Finding
+from rotator.timeutil import format_duration, rfc3339
+
+REPORT_VERSION = 1
+EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
+
+
+def _finding(f: Finding, with_object: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"code": f.code, "severity": f.severity, "message": f.message}
+    if with_object:
+        out["object"] = (
+            {"kind": f.object.kind, "namespace": f.object.namespace, "name": f.object.name} if f.object else None
+        )
+    return out
+
+
+def _credential(c: Credential) -> dict[str, Any]:
+    cert = c.certificate
+    return {
+        "kind": c.spec.kind,
+        "namespace": c.spec.namespace,
+        "name": c.spec.name,
+        "role": c.spec.role,
+        "references": [
+            {
+                "group": r.group,
+                "kind": r.kind,
+                "namespace": r.namespace,
+                "name": r.name,
+                "listener": r.listener,
+                "port": r.port,
+                "mode": r.mode,
+                "hosts": list(r.hosts),
+            }
+            for r in c.spec.references
+        ],
+        "hosts": list(c.spec.hosts),
+        "keys": list(c.key_family) if c.key_family else None,
+        "certificate": None
+        if cert is None
+        else {
+            "subject": cert.subject,
+            "issuer": cert.issuer,
+            "serial": cert.serial,
+            "sans": list(cert.sans),
+            "not_before": rfc3339(cert.not_before),
+            "not_after": rfc3339(cert.not_after),
+            "key_type": cert.key_type,
+            "chain_length": cert.chain_length,
+        },
+        "state": c.state,
+        "renew_at": rfc3339(c.renew_at) if c.renew_at else None,
+        "action": c.action,
+        "reason": c.reason or None,
+        "issuer": c.issuer,
+        "findings": [_finding(f, with_object=False) for f in c.findings],
+    }
+
+
+def all_findings(result: CheckResult) -> list[Finding]:
+    return list(result.findings) + [f for c in result.credentials for f in c.findings]
+
+
+def summary(result: CheckResult) -> dict[str, Any]:
+    states = Counter(c.state for c in result.credentials)
+    actions = Counter(c.action for c in result.credentials)
+    severities = Counter(f.severity for f in all_findings(result))
+    return {
+        "credentials": len(result.credentials),
+        "states": {s: states.get(s, 0) for s in STATES},
+        "actions": {a: actions.get(a, 0) for a in ("none", "renew", "skip")},
+        "severities": {s: severities.get(s, 0) for s in SEVERITIES},
+    }
+
+
+def to_document(result: CheckResult) -> dict[str, Any]:
+    return {
+        "version": REPORT_VERSION,
+        "evaluated_at": rfc3339(result.evaluated_at),
+        "credentials": [_credential(c) for c in result.credentials],
+        "findings": [_finding(f, with_object=True) for f in result.findings],
+        "summary": summary(result),
+        "exit_code": exit_code(result),
+    }
+
+
+def exit_code(result: CheckResult) -> int:
+    """Nagios semantics: 2 when something is broken now, 1 when something needs attention."""
+    sev = {f.severity for f in all_findings(result)}
+    states = {c.state for c in result.credentials}
+    if states & {"expired", "invalid", "missing"} or sev & {"critical", "error"}:
+        return EXIT_CRITICAL
+    if "due" in states or "warning" in sev:
+        return EXIT_WARNING
+    return EXIT_OK
+
+
+def write_json(result: CheckResult, out: TextIO) -> None:
+    import json
+
+    json.dump(to_document(result), out, indent=2)
+    out.write("\n")
+
+
+def write_yaml(result: CheckResult, out: TextIO) -> None:
+    import yaml
+
+    yaml.safe_dump(to_document(result), out, sort_keys=False, allow_unicode=True, width=120)
+
+
+_STATE_STYLE = {"ok": "green", "due": "yellow", "expired": "bold red", "invalid": "bold red", "missing": "bold red"}
+_SEV_STYLE = {"critical": "bold red", "error": "red", "warning": "yellow", "info": "cyan"}
+
+
+def _expires(c: Credential, now: datetime) -> str:
+    if c.certificate is None:
+        return "-"
+    left = c.certificate.not_after - now
+    when = c.certificate.not_after.strftime("%Y-%m-%d")
+    return f"{when} ({format_duration(left)})" if left.total_seconds() > 0 else f"{when} (expired)"
+
+
+def write_table(result: CheckResult, out: TextIO, color: bool | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    # Off a terminal, render wide enough that pipes and CI logs keep one row per line.
+    width = None if out.isatty() else 200
+    console = Console(file=out, force_terminal=color, no_color=color is False, width=width, soft_wrap=False)
+    now = result.evaluated_at
+    table = Table(title=f"rotator check — evaluated at {rfc3339(now)}", title_justify="left", expand=False)
+    for col in ("SECRET", "ROLE", "STATE", "EXPIRES", "RENEW AT", "ACTION"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("GATEWAYS / HOSTS", overflow="fold", min_width=24)
+    table.add_column("FINDINGS", overflow="fold", min_width=20)
+    for c in result.credentials:
+        gws = sorted({f"{r.namespace}/{r.name}:{r.port}" for r in c.spec.references})
+        hosts = ", ".join(c.spec.hosts)
+        codes = Counter(f.code for f in c.findings if f.code != "cert-renewal-due" or c.state != "due")
+        table.add_row(
+            f"{c.spec.namespace}/{c.spec.name}" + ("" if c.spec.kind == "Secret" else f" ({c.spec.kind})"),
+            c.spec.role,
+            Text(c.state, style=_STATE_STYLE[c.state]),
+            _expires(c, now),
+            c.renew_at.strftime("%Y-%m-%d") if c.renew_at else "-",
+            c.action + (f" ({c.issuer})" if c.action == "renew" and c.issuer else ""),
+            "\n".join(gws) + (f"\n{hosts}" if hosts else ""),
+            ", ".join(f"{k}×{n}" if n > 1 else k for k, n in sorted(codes.items())) or "-",
+        )
+    console.print(table)
+    detail = [f for c in result.credentials for f in c.findings] + list(result.findings)
+    order = {s: i for i, s in enumerate(SEVERITIES)}
+    if detail:
+        console.print()
+        console.print("Findings:")
+        for f in sorted(detail, key=lambda f: order[f.severity]):
+            line = Text("  ")
+            line.append(f"{f.severity.upper():8}", style=_SEV_STYLE[f.severity])
+            line.append(f" {f.code}: ", style="bold")
+            line.append(f.message)
+            console.print(line)
+    s = summary(result)
+    states = ", ".join(f"{n} {k}" for k, n in s["states"].items() if n)
+    actions = ", ".join(f"{n} {k}" for k, n in s["actions"].items() if n and k != "none")
+    console.print()
+    console.print(
+        f"{s['credentials']} credential(s): {states or 'none'}"
+        + (f"; planned: {actions}" if actions else "")
+        + f". Exit code {exit_code(result)}."
+    )

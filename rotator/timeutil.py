@@ -1,0 +1,100 @@
+"""Durations, percentages and points in time as users write them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+_UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(w|d|h|m|s)")
+_PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """Go-style durations plus days and weeks: ``720h``, ``30d``, ``1h30m``, ``2w``."""
+    s = text.strip().lower()
+    if not s:
+        raise ValueError("empty duration")
+    pos = 0
+    total = 0.0
+    for m in _DURATION.finditer(s):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(s):
+        raise ValueError(f"invalid duration {text!r}: use a number with a unit w, d, h, m or s, e.g. 720h or 30d")
+    return timedelta(seconds=total)
+
+
+@dataclass(frozen=True)
+class RenewBefore:
+    """How long before expiry to renew: a fixed duration or a fraction of the lifetime."""
+
+    duration: timedelta | None = None
+    fraction: float | None = None
+
+    def amount(self, lifetime: timedelta) -> timedelta:
+        if self.duration is not None:
+            return self.duration
+        return lifetime * (self.fraction if self.fraction is not None else 1 / 3)
+
+    def describe(self, lifetime: timedelta) -> str:
+        if self.duration is not None:
+            return f"renew-before {format_duration(self.duration)}"
+        pct = (self.fraction if self.fraction is not None else 1 / 3) * 100
+        return f"renew-before {pct:.4g}% of the {format_duration(lifetime)} lifetime"
+
+
+DEFAULT_RENEW_BEFORE = RenewBefore(fraction=1 / 3)
+
+
+def parse_renew_before(text: str) -> RenewBefore:
+    m = _PERCENT.match(text)
+    if m:
+        pct = float(m.group(1))
+        if not 0 < pct < 100:
+            raise ValueError(f"invalid percentage {text!r}: must be between 0 and 100 (exclusive)")
+        return RenewBefore(fraction=pct / 100)
+    d = parse_duration(text)
+    if d <= timedelta(0):
+        raise ValueError(f"invalid duration {text!r}: must be positive")
+    return RenewBefore(duration=d)
+
+
+def format_duration(d: timedelta) -> str:
+    secs = int(d.total_seconds())
+    sign = "-" if secs < 0 else ""
+    secs = abs(secs)
+    days, rem = divmod(secs, 86400)
+    hours, rem = divmod(rem, 3600)
+    if days:
+        return f"{sign}{days}d{hours}h" if hours else f"{sign}{days}d"
+    minutes = rem // 60
+    if hours:
+        return f"{sign}{hours}h{minutes}m" if minutes else f"{sign}{hours}h"
+    return f"{sign}{minutes}m" if minutes else f"{sign}{rem % 60}s"
+
+
+def parse_when(text: str, now: datetime) -> datetime:
+    """``--at``: an ISO date or date-time, or ``+30d`` / ``-2h`` relative to ``now``."""
+    s = text.strip()
+    if s[:1] in "+-" and len(s) > 1:
+        delta = parse_duration(s[1:])
+        return now + delta if s[0] == "+" else now - delta
+    try:
+        if len(s) == 10:
+            d = date.fromisoformat(s)
+            return datetime(d.year, d.month, d.day, tzinfo=UTC)
+        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"invalid time {text!r}: use an ISO date (2026-12-01), a date-time (2026-12-01T12:00:00Z) "
+            "or a relative time (+30d, -12h)"
+        ) from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def rfc3339(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
