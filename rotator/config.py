@@ -113,17 +113,23 @@ class DiscoveryConfig(_Strict):
 
 
 class LoggingConfig(_Strict):
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["auto", "console", "json"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Log level; `--log-level` overrides it."
+    )
+    format: Literal["auto", "console", "json"] = Field(
+        default="auto", description="`console` on a terminal, `json` otherwise, when `auto`; `--log-format` overrides."
+    )
 
 
 class Config(_Strict):
     cluster_name: str = Field(default="default", description="Names this cluster in reports and alerts.")
-    renewal: RenewalConfig = Field(default_factory=RenewalConfig)
-    issuers: dict[str, IssuerConfig] = Field(default_factory=dict)
-    rules: list[Rule] = Field(default_factory=list)
-    discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
-    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    renewal: RenewalConfig = Field(default_factory=RenewalConfig, description="When to renew.")
+    issuers: dict[str, IssuerConfig] = Field(
+        default_factory=dict, description="Named certificate issuers (CA key pair or ACME), chosen by `rules`."
+    )
+    rules: list[Rule] = Field(default_factory=list, description="Which issuer renews which credential.")
+    discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig, description="How Gateways are read.")
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output on stderr.")
 
     @model_validator(mode="after")
     def _rules_name_issuers(self) -> Config:

@@ -1,0 +1,295 @@
+"""The command line and the JSON contract (docs/report-format.md), through ``main()``
+in-process and through a real subprocess where start-up and exit codes matter."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from freezegun import freeze_time
+
+from rotator.cli import main
+from rotator.findings import CATALOGUE
+from tests import factory as f
+
+ROOT = Path(__file__).resolve().parent.parent
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+def write(tmp_path: Path, name: str, *docs: dict[str, Any]) -> Path:
+    p = tmp_path / name
+    p.write_text("---\n".join(yaml.safe_dump(d) for d in docs))
+    return p
+
+
+def run_json(*args: str, stdin: str = "") -> tuple[int, dict[str, Any]]:
+    out = io.StringIO()
+    code = main(["check", "--dry-run", "-o", "json", "--log-level", "error", *args], stdin=io.StringIO(stdin),
+                stdout=out)
+    return code, json.loads(out.getvalue())
+
+
+def healthy(tmp_path: Path, days_left: float = 80) -> Path:
+    leaf = f.make_leaf(["app.example.com"], nb=-10, na=days_left)
+    return write(
+        tmp_path, "ok.yaml", f.ingress(), f.gateway("gw", [f.server(["app.example.com"], "app-tls")]),
+        f.secret("app-tls", leaf=leaf),
+    )
+
+
+# --- the contract ------------------------------------------------------------------
+
+
+def check_contract(doc: dict[str, Any]) -> None:
+    """Every field the contract promises, with its type; fails on any drift."""
+    assert doc["version"] == 1
+    assert RFC3339.match(doc["evaluated_at"])
+    assert set(doc) >= {"version", "evaluated_at", "credentials", "findings", "summary"}
+    for c in doc["credentials"]:
+        assert set(c) >= {"namespace", "name", "role", "references", "certificate", "state", "renew_at", "action",
+                          "findings"}
+        assert c["role"] in ("server", "client-ca")
+        assert c["state"] in ("ok", "due", "expired", "invalid", "missing")
+        assert c["action"] in ("none", "renew", "skip")
+        assert c["renew_at"] is None or RFC3339.match(c["renew_at"])
+        for r in c["references"]:
+            assert set(r) == {"group", "kind", "namespace", "name", "listener", "port", "mode", "hosts"}
+            assert isinstance(r["hosts"], list)
+        cert = c["certificate"]
+        if cert is not None:
+            assert set(cert) == {"subject", "issuer", "serial", "sans", "not_before", "not_after", "key_type",
+                                 "chain_length"}
+            assert re.fullmatch(r"[0-9a-f]+", cert["serial"])
+            assert RFC3339.match(cert["not_before"]) and RFC3339.match(cert["not_after"])
+            assert isinstance(cert["chain_length"], int) and cert["chain_length"] >= 1
+        for fd in c["findings"]:
+            assert set(fd) == {"code", "severity", "message"}
+            assert fd["code"] in CATALOGUE
+            assert fd["severity"] in ("critical", "error", "warning", "info")
+    for fd in doc["findings"]:
+        assert set(fd) == {"code", "severity", "message", "object"}
+        assert fd["code"] in CATALOGUE
+        assert set(fd["object"]) == {"kind", "namespace", "name"}
+    s = doc["summary"]
+    assert set(s["states"]) == {"ok", "due", "expired", "invalid", "missing"}
+    assert set(s["severities"]) == {"critical", "error", "warning", "info"}
+    assert sum(s["states"].values()) == len(doc["credentials"])
+
+
+def test_json_contract_on_a_healthy_credential(tmp_path: Path) -> None:
+    code, doc = run_json("-f", str(healthy(tmp_path)), "--at", f.NOW.isoformat())
+    check_contract(doc)
+    assert code == 0
+    (c,) = doc["credentials"]
+    assert (c["namespace"], c["name"], c["role"], c["state"], c["action"]) == (
+        "istio-system", "app-tls", "server", "ok", "none")
+    assert c["references"] == [{
+        "group": "networking.istio.io", "kind": "Gateway", "namespace": "istio-system", "name": "gw",
+        "listener": "https", "port": 443, "mode": "SIMPLE", "hosts": ["app.example.com"]}]
+    assert c["certificate"]["sans"] == ["app.example.com"]
+    assert c["certificate"]["key_type"] == "ECDSA P-256"
+    assert c["certificate"]["chain_length"] == 2
+    assert c["certificate"]["not_after"] == f.rfc(f.t(80))
+    assert doc["summary"]["states"]["ok"] == 1
+
+
+def test_json_contract_on_the_examples() -> None:
+    code, doc = run_json("-f", str(ROOT / "examples"), "--config", str(ROOT / "config/rotator.yaml"),
+                         "--at", "2026-12-01")
+    check_contract(doc)
+    assert code == 2
+    assert doc["evaluated_at"] == "2026-12-01T00:00:00Z"
+
+
+def test_yaml_output_is_the_same_document(tmp_path: Path) -> None:
+    path = str(healthy(tmp_path))
+    out = io.StringIO()
+    main(["check", "--dry-run", "-o", "yaml", "-f", path, "--at", "2026-06-01"], stdout=out)
+    _, as_json = run_json("-f", path, "--at", "2026-06-01")
+    assert yaml.safe_load(out.getvalue()) == as_json
+
+
+# --- exit codes --------------------------------------------------------------------
+
+
+def test_exit_0_when_healthy(tmp_path: Path) -> None:
+    code, doc = run_json("-f", str(healthy(tmp_path)), "--at", "2026-06-01")
+    assert code == 0 and doc["exit_code"] == 0
+
+
+def test_exit_1_when_a_renewal_is_due(tmp_path: Path) -> None:
+    code, doc = run_json("-f", str(healthy(tmp_path, days_left=3)), "--at", "2026-06-01",
+                         "--config", str(issuer_config(tmp_path)))
+    assert doc["credentials"][0]["state"] == "due"
+    assert doc["credentials"][0]["action"] == "renew"
+    assert code == 1
+
+
+def test_exit_2_when_expired(tmp_path: Path) -> None:
+    code, doc = run_json("-f", str(healthy(tmp_path, days_left=-1)), "--at", "2026-06-01")
+    assert doc["credentials"][0]["state"] == "expired"
+    assert code == 2
+
+
+def test_exit_3_on_missing_input(tmp_path: Path, capsys: Any) -> None:
+    code = main(["check", "--dry-run", "-f", str(tmp_path / "nope.yaml")], stdout=io.StringIO())
+    assert code == 3
+    assert "nope.yaml" in capsys.readouterr().err
+
+
+def test_exit_3_on_bad_config(tmp_path: Path, capsys: Any) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("renewal:\n  renew_befor: 30d\n")
+    code = main(["check", "--dry-run", "-f", str(healthy(tmp_path)), "--config", str(cfg)], stdout=io.StringIO())
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "renewal.renew_befor" in err and "unknown key" in err
+
+
+def test_exit_3_on_bad_usage_and_bad_at(tmp_path: Path, capsys: Any) -> None:
+    assert main(["check", "--bogus"], stdout=io.StringIO()) == 3
+    assert main(["check", "--dry-run", "-f", str(healthy(tmp_path)), "--at", "next tuesday"],
+                stdout=io.StringIO()) == 3
+    assert "--at" in capsys.readouterr().err
+
+
+def test_without_dry_run_nothing_is_changed_and_it_says_why(tmp_path: Path, capsys: Any) -> None:
+    assert main(["check", "-f", str(healthy(tmp_path))], stdout=io.StringIO()) == 3
+    assert "--dry-run" in capsys.readouterr().err
+
+
+def issuer_config(tmp_path: Path) -> Path:
+    p = tmp_path / "rotator.yaml"
+    p.write_text(yaml.safe_dump({
+        "issuers": {"ca": {"type": "ca", "secret": "istio-system/ca"}},
+        "rules": [{"issuer": "ca", "hosts": ["*.example.com"]}],
+    }))
+    return p
+
+
+# --- --at and time -----------------------------------------------------------------
+
+
+def test_at_relative_moves_the_clock(tmp_path: Path) -> None:
+    path = str(healthy(tmp_path, days_left=80))
+    with freeze_time(f.NOW):
+        _, now_doc = run_json("-f", path)
+        _, later = run_json("-f", path, "--at", "+60d")
+        _, past = run_json("-f", path, "--at=-20d")
+    assert now_doc["evaluated_at"] == f.rfc(f.NOW)
+    assert now_doc["credentials"][0]["state"] == "ok"
+    assert later["evaluated_at"] == f.rfc(f.t(60))
+    assert later["credentials"][0]["state"] == "due"
+    assert past["credentials"][0]["findings"][0]["code"] == "cert-not-yet-valid"
+
+
+def test_at_absolute_date_and_datetime(tmp_path: Path) -> None:
+    path = str(healthy(tmp_path, days_left=80))
+    _, d = run_json("-f", path, "--at", "2026-09-01")
+    assert d["credentials"][0]["state"] == "expired"
+    _, d = run_json("-f", path, "--at", "2026-06-01T12:30:00+02:00")
+    assert d["evaluated_at"] == "2026-06-01T10:30:00Z"
+
+
+# --- inputs ------------------------------------------------------------------------
+
+
+def test_stdin_and_repeated_f(tmp_path: Path) -> None:
+    leaf = f.make_leaf(["app.example.com"])
+    gw = write(tmp_path, "gw.yaml", f.ingress(), f.gateway("gw", [f.server(["app.example.com"], "app-tls")]))
+    sec = yaml.safe_dump(f.secret("app-tls", leaf=leaf))
+    code, doc = run_json("-f", str(gw), "-f", "-", "--at", "2026-06-01", stdin=sec)
+    assert code == 0
+    assert doc["credentials"][0]["state"] == "ok"
+
+
+def test_broken_input_is_named_and_the_rest_still_checked(tmp_path: Path) -> None:
+    good = healthy(tmp_path)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: v1\nkind: Secret\nmetadata: {name: x\n---\n"
+                   + yaml.safe_dump(f.gateway("other", "not-a-list")))  # type: ignore[arg-type]
+    code, doc = run_json("-f", str(good), "-f", str(bad), "--at", "2026-06-01")
+    assert code == 2
+    msgs = [x["message"] for x in doc["findings"] if x["code"] == "invalid-manifest"]
+    assert any("bad.yaml#0" in m and "invalid YAML" in m for m in msgs), msgs
+    assert any("bad.yaml#1" in m and "Gateway istio-system/other" in m and "spec.servers" in m for m in msgs), msgs
+    assert [c["state"] for c in doc["credentials"]] == ["ok"]
+
+
+def test_default_namespace_flag(tmp_path: Path) -> None:
+    leaf = f.make_leaf(["app.example.com"])
+    g = f.gateway("gw", [f.server(["app.example.com"], "app-tls")])
+    del g["metadata"]["namespace"]
+    s = f.secret("app-tls", leaf=leaf)
+    del s["metadata"]["namespace"]
+    path = write(tmp_path, "x.yaml", g, s)
+    _, doc = run_json("-f", str(path), "-n", "edge", "--at", "2026-06-01")
+    assert [(c["namespace"], c["state"]) for c in doc["credentials"]] == [("edge", "ok")]
+
+
+def test_env_override_of_renew_before(tmp_path: Path, monkeypatch: Any) -> None:
+    path = str(healthy(tmp_path, days_left=50))
+    _, doc = run_json("-f", path, "--at", "2026-06-01")
+    assert doc["credentials"][0]["state"] == "ok"
+    monkeypatch.setenv("ROTATOR_RENEWAL__RENEW_BEFORE", "60d")
+    _, doc = run_json("-f", path, "--at", "2026-06-01")
+    assert doc["credentials"][0]["state"] == "due"
+    assert doc["credentials"][0]["renew_at"] == f.rfc(f.t(-10))
+
+
+# --- table -------------------------------------------------------------------------
+
+
+def test_table_output_lists_credentials_and_findings(tmp_path: Path) -> None:
+    out = io.StringIO()
+    code = main(["check", "--dry-run", "-f", str(ROOT / "examples"), "--config", str(ROOT / "config/rotator.yaml"),
+                 "--at", "2026-12-01", "--color", "never"], stdout=out)
+    text = out.getvalue()
+    assert code == 2
+    assert "istio-system/api-tls-secret" in text and "due" in text
+    assert "host-not-covered" in text and "www.shop.example.com" in text
+    assert "Exit code 2" in text
+    assert "\x1b[" not in text  # --color never
+
+
+# --- processes ---------------------------------------------------------------------
+
+
+def test_python_dash_m_and_console_script_agree() -> None:
+    args = ["check", "--dry-run", "-o", "json", "-f", str(ROOT / "examples"), "--at", "2026-12-01",
+            "--log-level", "error"]
+    a = subprocess.run([sys.executable, "-m", "rotator", *args], capture_output=True, text=True, cwd=ROOT)
+    assert a.returncode == 2, a.stderr
+    assert json.loads(a.stdout)["version"] == 1
+
+
+def test_help_documents_exit_codes_and_loads_no_heavy_modules() -> None:
+    code = ("import sys, io, contextlib\nfrom rotator.cli import main\nbuf = io.StringIO()\n"
+            "with contextlib.redirect_stdout(buf):\n    rc = main(['--help'])\n"
+            "heavy = [m for m in ('cryptography', 'pydantic', 'rich', 'yaml', 'structlog') if m in sys.modules]\n"
+            "print(rc, heavy)\nprint(buf.getvalue())")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    first, _, help_text = p.stdout.partition("\n")
+    assert first == "0 []", p.stdout + p.stderr
+    for line in ("0  OK", "1  WARNING", "2  CRITICAL", "3  UNKNOWN"):
+        assert line in help_text
+
+
+def test_logs_go_to_stderr_as_json_and_hold_no_key_material(tmp_path: Path) -> None:
+    leaf = f.make_leaf(["app.example.com"])
+    path = write(tmp_path, "x.yaml", f.ingress(), f.gateway("gw", [f.server(["app.example.com"], "app-tls")]),
+                 f.secret("app-tls", leaf=leaf))
+    p = subprocess.run([sys.executable, "-m", "rotator", "check", "--dry-run", "-o", "json", "-f", str(path),
+                        "--log-level", "debug"], capture_output=True, text=True, cwd=ROOT)
+    lines = [json.loads(x) for x in p.stderr.splitlines() if x.strip()]
+    assert any(x.get("event") == "check finished" for x in lines)
+    body = [ln for ln in leaf.key_pem().decode().splitlines() if "-----" not in ln]
+    for out in (p.stdout, p.stderr):
+        assert "PRIVATE KEY" not in out
+        assert not any(b in out for b in body)
