@@ -162,27 +162,41 @@ def conflicting_gateways(inv: Inventory, options: DiscoveryOptions) -> list[Find
     for a, b in combinations(gateways, 2):
         if not _overlap(a, b, inv, options):
             continue
-        clashes = set()
+        clashes: dict[tuple[int, str], bool] = {}
         for sa in a.servers:
             for sb in b.servers:
                 if sa.port is None or sa.port != sb.port or sa.bind != sb.bind:
                     continue
-                hosts_a = {_norm(h) for h in sa.hosts}
-                for h in sorted(hosts_a & {_norm(h) for h in sb.hosts}):
-                    clashes.add((sa.port, h))
-        for port, host in sorted(clashes):
+                hosts_a = {_norm(h, a.namespace) for h in sa.hosts}
+                for h in sorted(hosts_a & {_norm(h, b.namespace) for h in sb.hosts}):
+                    both_tls = sa.tls is not None and sb.tls is not None
+                    clashes[(sa.port, h)] = clashes.get((sa.port, h), False) or both_tls
+        for (port, host), tls in sorted(clashes.items()):
+            # istiod drops duplicate TLS servers whole (§7.2.6); plain HTTP servers are
+            # merged, so there the conflict is ambiguous routing, not a lost certificate.
+            effect = (
+                "Istio keeps the older one and drops the other's server, certificate included"
+                if tls
+                else "istioctl analyze reports IST0145 and which routes win is ambiguous"
+            )
             out.append(
                 finding(
                     "conflicting-gateways",
                     f"{b.ref} and {a.ref} both serve host {host!r} on port {port} for the same gateway "
-                    f"workloads; Istio keeps the older one and drops the other's server, certificate "
-                    "included.",
+                    f"workloads; {effect}.",
                     b.ref,
                 )
             )
     return out
 
 
-def _norm(host: str) -> str:
+def _norm(host: str, gateway_ns: str) -> str:
+    """istiod's sanitizeServerHostNamespace (§7.1), applied before it compares hosts.
+
+    ``./h`` names the Gateway's own namespace, so the same ``./h`` in two namespaces is
+    two different hosts, and ``./h`` equals ``<gateway ns>/h``; ``*/h`` is just ``h``.
+    """
     ns, name = strip_namespace(host)
-    return name if ns == "*" else host
+    if ns == "*":
+        return name
+    return f"{gateway_ns}/{name}" if ns == "." else host

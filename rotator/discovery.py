@@ -344,7 +344,23 @@ def _add_istio_client_ca(
             return
         base = name[: -len(CACERT_SUFFIX)]
     else:
-        base = parse_credential_name(base_raw).name
+        base_cred = parse_credential_name(base_raw)
+        if base_cred.scheme in ("builtin", "sds"):
+            # builtin://-cacert is the mesh root (ROOTCA) and sds://<x>-cacert comes from the
+            # external SDS server (§1.3): neither is a Secret in the workload namespace.
+            return
+        if base_cred.namespace is not None and base_cred.namespace != ns:
+            # The CA resource inherits the server's namespace (kubernetes://ns/name-cacert), so
+            # istiod refuses it for the same reason as the certificate (§2.3).
+            extra.append(
+                finding(
+                    "cross-namespace-reference",
+                    f"{gw.ref}: the client CA for credential {base_raw!r} is read from namespace "
+                    f"{base_cred.namespace!r}, but the gateway workload runs in {ns!r}.",
+                    gw.ref,
+                )
+            )
+        base = base_cred.name
     separate = base + CACERT_SUFFIX
     # A Secret named <base>-cacert wins, with no fallback even if it lacks the keys (§3.3).
     target = separate if inv.secret(ns, separate) is not None else base
