@@ -124,14 +124,20 @@ def not_after(cert: x509.Certificate) -> datetime:
     return cert.not_valid_after_utc
 
 
-def sans(cert: x509.Certificate) -> tuple[str, ...]:
+def typed_sans(cert: x509.Certificate) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(dNSName SANs, iPAddress SANs): clients match IP hosts only against the second."""
     try:
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except (x509.ExtensionNotFound, ValueError):
-        return ()
-    names: list[str] = [str(n) for n in ext.get_values_for_type(x509.DNSName)]
-    names += [str(ip) for ip in ext.get_values_for_type(x509.IPAddress)]
-    return tuple(names)
+        return (), ()
+    dns = tuple(str(n) for n in ext.get_values_for_type(x509.DNSName))
+    ips = tuple(str(ip) for ip in ext.get_values_for_type(x509.IPAddress))
+    return dns, ips
+
+
+def sans(cert: x509.Certificate) -> tuple[str, ...]:
+    dns, ips = typed_sans(cert)
+    return dns + ips
 
 
 def is_ca(cert: x509.Certificate) -> bool:
@@ -219,11 +225,20 @@ def ocsp_problem(staple: bytes, leaf: x509.Certificate, issuer: x509.Certificate
         return "tls.ocsp-staple is not a DER OCSP response"
     if resp.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
         return f"tls.ocsp-staple has status {resp.response_status.name}"
+    # Envoy accepts a staple for exactly one certificate ("OCSP Response must be for one
+    # certificate only"); cryptography's single-response accessors raise on any other count.
+    count = sum(1 for _ in resp.responses)
+    if count != 1:
+        return f"tls.ocsp-staple holds {count} responses; Envoy accepts exactly one"
     if resp.serial_number != leaf.serial_number:
         return (
             f"tls.ocsp-staple is for serial {resp.serial_number:x}, the certificate's serial is {leaf.serial_number:x}"
         )
-    if issuer is not None and resp.issuer_name_hash != _name_hash(issuer.subject, resp.hash_algorithm):
+    try:
+        name_hash = _name_hash(issuer.subject, resp.hash_algorithm) if issuer is not None else None
+    except UnsupportedAlgorithm:
+        return "tls.ocsp-staple uses an unsupported hash algorithm"
+    if name_hash is not None and resp.issuer_name_hash != name_hash:
         return "tls.ocsp-staple was issued for another CA"
     return None
 

@@ -167,6 +167,10 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw.strip() else raw
         except yaml.YAMLError:
             value = raw
+        if not isinstance(value, bool | list | dict) and value is not None:
+            # No setting is a number or a date: ROTATOR_CLUSTER_NAME=01 means the string
+            # "01", not the integer 1 (which the string field would then reject).
+            value = raw
         _set_path(tree, path, value)
     return tree
 
@@ -191,6 +195,8 @@ def load_config(path: str | None, environ: Mapping[str, str] | None = None) -> C
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: cannot read config: not UTF-8 text ({exc.reason})") from exc
         try:
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -213,7 +219,7 @@ def parse_config(data: dict[str, Any], label: str = "config") -> Config:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            loc = _format_loc(err["loc"], data)
             msg = err["msg"]
             if err["type"] == "extra_forbidden":
                 msg = "unknown key"
@@ -221,3 +227,24 @@ def parse_config(data: dict[str, Any], label: str = "config") -> Config:
                 msg = msg[len("Value error, ") :]
             lines.append(f"  {loc}: {msg}")
         raise ConfigError(f"{label}: invalid configuration:\n" + "\n".join(lines)) from None
+
+
+def _format_loc(loc: tuple[int | str, ...], data: Any) -> str:
+    """``rules[0].issuer`` style, as the user wrote the file.
+
+    Pydantic puts the discriminator value of a tagged union into the location
+    (``issuers.x.ca.validity``); walk the input alongside and drop it, so the path is
+    one the user can find.
+    """
+    out = ""
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            node = node[part] if isinstance(node, list) and -len(node) <= part < len(node) else None
+            continue
+        if isinstance(node, dict) and part not in node and node.get("type") == part:
+            continue  # the tag of a tagged union, not a key
+        out += f".{part}" if out else part
+        node = node.get(part) if isinstance(node, dict) else None
+    return out or "(top level)"

@@ -21,9 +21,11 @@ rotator reads the file given by `--config` (or `$ROTATOR_CONFIG`). Unknown keys 
 wrong types are errors that name the dotted path of the field, and `rotator` exits 3.
 
 **Environment overrides.** Any field can be set with `ROTATOR_<PATH>`, nesting with a
-double underscore, values parsed as YAML scalars: `ROTATOR_CLUSTER_NAME=prod`,
+double underscore: `ROTATOR_CLUSTER_NAME=prod`,
 `ROTATOR_RENEWAL__RENEW_BEFORE=720h`, `ROTATOR_DISCOVERY__SCOPE_GATEWAY_TO_NAMESPACE=true`.
-Overrides win over the file. `ROTATOR_CONFIG` names the file itself.
+Booleans, lists and mappings are read as YAML (`true`, `[a, b]`); every other value is
+taken literally, so `ROTATOR_CLUSTER_NAME=01` is the string `01`. Overrides win over the
+file. `ROTATOR_CONFIG` names the file itself.
 
 **Durations** are a number and a unit, `w`, `d`, `h`, `m` or `s`, combinable: `720h`,
 `30d`, `1h30m`. **renew_before** also takes a percentage of the certificate's lifetime:

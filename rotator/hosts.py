@@ -98,8 +98,20 @@ def san_covers(san: str, host: str) -> bool:
     return bool(first) and bool(dot) and rest == san_n[2:]
 
 
-def covered(host: str, sans: Iterable[str]) -> bool:
-    return any(san_covers(s, host) for s in sans)
+def covered(host: str, dns_sans: Iterable[str], ip_sans: Iterable[str] | None = None) -> bool:
+    """Is ``host`` acceptable to a client, given the certificate's SANs by type?
+
+    TLS clients match an IP host only against iPAddress SANs, never a dNSName that
+    happens to spell an address. When ``ip_sans`` is None the SANs are untyped strings
+    (as users write them) and an address-looking entry counts as an IP SAN.
+    """
+    dns = list(dns_sans)
+    if ip_sans is None:
+        return any(san_covers(s, host) for s in dns)
+    ip = _ip(normalize_dns(host))
+    if ip is not None:
+        return any(_ip(s) == ip for s in ip_sans)
+    return any(san_covers(s, host) for s in dns)
 
 
 def coverage_targets(server_hosts: Iterable[str], route_hosts: Iterable[str]) -> list[tuple[str, str]]:
@@ -121,7 +133,9 @@ def coverage_targets(server_hosts: Iterable[str], route_hosts: Iterable[str]) ->
             targets.setdefault(host, "server host")
             suffix = host[1:]  # ".d"
             for r in routes:
-                if is_wildcard(r) or not r.endswith(suffix):
+                # A narrower wildcard route (``*.b.d`` under ``*.d``) counts too: the names
+                # it routes are two labels below ``d``, out of reach of a ``*.d`` SAN.
+                if not r.endswith(suffix):
                     continue
                 depth = r[: -len(suffix)].count(".") + 1
                 if depth >= 2:

@@ -109,7 +109,13 @@ def _lookup(spec: CredentialSpec, inv: Inventory, obj: ObjectRef, found: list[Fi
 
 
 def _has(data: dict[str, bytes], key: str) -> bool:
-    return bool(data.get(key, b"").strip())
+    """istiod's ``hasValue`` (§3.1): only a zero-length value counts as absent.
+
+    A whitespace-only value is *present* for istiod, so it selects that family and then
+    fails to load it; stripping here would inspect the other family instead and call a
+    broken Secret healthy.
+    """
+    return bool(data.get(key))
 
 
 def select_server_keys(data: dict[str, bytes]) -> tuple[str, str] | None:
@@ -220,7 +226,7 @@ def _inspect_server(
                 )
             )
     found.extend(_strength_findings(chain, obj))
-    found.extend(_coverage_findings(spec, c.sans(leaf), obj))
+    found.extend(_coverage_findings(spec, *c.typed_sans(leaf), obj))
     if family == ("tls.crt", "tls.key") and _has(data, "tls.ocsp-staple"):
         issuer = chain[chain.index(leaf) + 1] if chain.index(leaf) + 1 < len(chain) else None
         problem = c.ocsp_problem(data["tls.ocsp-staple"], leaf, issuer)
@@ -273,12 +279,15 @@ def _strength_findings(chain: tuple[x509.Certificate, ...], obj: ObjectRef) -> l
     return out
 
 
-def _coverage_findings(spec: CredentialSpec, sans: tuple[str, ...], obj: ObjectRef) -> list[Finding]:
+def _coverage_findings(
+    spec: CredentialSpec, dns_sans: tuple[str, ...], ip_sans: tuple[str, ...], obj: ObjectRef
+) -> list[Finding]:
     out: list[Finding] = []
     seen: set[str] = set()
+    sans = dns_sans + ip_sans
     for ref in spec.references:
         for target, why in coverage_targets(ref.hosts, ref.route_hosts):
-            if target in seen or covered(target, sans):
+            if target in seen or covered(target, dns_sans, ip_sans):
                 continue
             seen.add(target)
             where = f"{ref.kind} {ref.namespace}/{ref.name} {ref.listener}"

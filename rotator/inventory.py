@@ -247,15 +247,17 @@ def _virtual_service(body: dict[str, Any], meta: dict[str, Any], ns: str, source
                         via="route",
                     )
                 )
-            mirrors = [route.get("mirror")] if route.get("mirror") is not None else []
+            # (destination, its field path), so an error names the mirror it is in
+            mirrors = [(route.get("mirror"), f"{rpath}.mirror")] if route.get("mirror") is not None else []
             for k, m in enumerate(_list(route.get("mirrors"), f"{rpath}.mirrors")):
-                mirrors.append(_map(m, f"{rpath}.mirrors[{k}]").get("destination"))
-            for m in mirrors:
-                m = _map(m, f"{rpath}.mirror")
+                mpath = f"{rpath}.mirrors[{k}].destination"
+                mirrors.append((_map(m, f"{rpath}.mirrors[{k}]").get("destination"), mpath))
+            for m, mpath in mirrors:
+                m = _map(m, mpath)
                 dests.append(
                     RouteDestination(
-                        host=_str(m.get("host"), f"{rpath}.mirror.host"),
-                        subset=_str(m.get("subset"), f"{rpath}.mirror.subset"),
+                        host=_str(m.get("host"), f"{mpath}.host"),
+                        subset=_str(m.get("subset"), f"{mpath}.subset"),
                         via="mirror",
                     )
                 )
@@ -355,7 +357,11 @@ def _kube_gateway(body: dict[str, Any], meta: dict[str, Any], ns: str, source: S
         _validation(front["default"], "spec.tls.frontend.default", None)
     for j, pp in enumerate(_list(front.get("perPort"), "spec.tls.frontend.perPort")):
         pp = _map(pp, f"spec.tls.frontend.perPort[{j}]")
-        _validation(pp.get("tls"), f"spec.tls.frontend.perPort[{j}].tls", _port(pp.get("port"), "port"))
+        _validation(
+            pp.get("tls"),
+            f"spec.tls.frontend.perPort[{j}].tls",
+            _port(pp.get("port"), f"spec.tls.frontend.perPort[{j}].port"),
+        )
     return "kube_gateways", KubeGateway(
         namespace=ns,
         name=meta["name"],
@@ -422,14 +428,17 @@ def _secret(body: dict[str, Any], meta: dict[str, Any], ns: str, source: Source)
     data, problems = _decode_data(body, ref, source)
     for k, v in _map(body.get("stringData"), "stringData").items():
         data[str(k)] = _str(v, f"stringData.{k}").encode()
-    owners = tuple(
-        OwnerRef(
-            api_version=_str(_map(o, f"metadata.ownerReferences[{i}]").get("apiVersion"), "apiVersion"),
-            kind=_str(o.get("kind"), "kind"),
-            name=_str(o.get("name"), "name"),
+    owners = []
+    for i, o in enumerate(_list(meta.get("ownerReferences"), "metadata.ownerReferences")):
+        opath = f"metadata.ownerReferences[{i}]"
+        o = _map(o, opath)
+        owners.append(
+            OwnerRef(
+                api_version=_str(o.get("apiVersion"), f"{opath}.apiVersion"),
+                kind=_str(o.get("kind"), f"{opath}.kind"),
+                name=_str(o.get("name"), f"{opath}.name"),
+            )
         )
-        for i, o in enumerate(_list(meta.get("ownerReferences"), "metadata.ownerReferences"))
-    )
     secret = Secret(
         namespace=ns,
         name=meta["name"],
@@ -437,7 +446,7 @@ def _secret(body: dict[str, Any], meta: dict[str, Any], ns: str, source: Source)
         data=data,
         labels=_str_map(meta.get("labels"), "metadata.labels"),
         annotations=_str_map(meta.get("annotations"), "metadata.annotations"),
-        owners=owners,
+        owners=tuple(owners),
         resource_version=_str(meta.get("resourceVersion"), "metadata.resourceVersion"),
         source=source,
     )

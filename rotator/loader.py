@@ -21,6 +21,20 @@ from rotator.model import Source
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 
+class _ManifestLoader(yaml.SafeLoader):
+    """SafeLoader that keeps unquoted timestamps as strings.
+
+    Kubernetes' YAML decoder does the same, so ``creationTimestamp: 2024-01-01T00:00:00Z``
+    is a valid string field there; a ``datetime`` here would make the object invalid.
+    """
+
+
+_ManifestLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 class InputError(Exception):
     """The input as a whole cannot be read (missing path, unreadable file)."""
 
@@ -90,8 +104,8 @@ def parse_text(text: str, name: str, result: LoadResult) -> None:
     if name.endswith(".json") or text.lstrip().startswith(("{", "[")):
         try:
             doc = json.loads(text)
-        except json.JSONDecodeError:
-            pass  # maybe YAML flow style; fall through to the YAML parser
+        except (json.JSONDecodeError, RecursionError):
+            pass  # maybe YAML flow style (or absurdly deep); the YAML parser reports it
         else:
             _add_document(doc, Source(name, 0), result)
             return
@@ -109,11 +123,12 @@ def _yaml_documents(text: str, name: str, result: LoadResult) -> Iterator[tuple[
         if not chunk.strip():
             continue
         try:
-            doc = yaml.safe_load(chunk)
-        except yaml.YAMLError as exc:
+            doc = yaml.load(chunk, Loader=_ManifestLoader)  # a SafeLoader subclass: no arbitrary objects
+        except (yaml.YAMLError, ValueError, RecursionError) as exc:
+            # ValueError: explicit tags with bad values (``!!int abc``); RecursionError: absurd nesting.
             mark = getattr(exc, "problem_mark", None)
             where = f" (line {mark.line + 1}, column {mark.column + 1} of the document)" if mark else ""
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            problem = getattr(exc, "problem", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
             result.errors.append(LoadError(Source(name, index), f"invalid YAML{where}: {problem}"))
             continue
         if doc is not None:
@@ -127,8 +142,10 @@ def _split_documents(text: str) -> list[str]:
             chunks.append([line[3:].lstrip(" \t")] if line[3:].strip() else [])
             continue
         chunks[-1].append(line)
-    # a leading '---' creates an empty first chunk; keep indices aligned with documents
-    if chunks and not "".join(chunks[0]).strip() and len(chunks) > 1:
+    # A leading '---' creates a first chunk of nothing but blank lines, comments (a licence
+    # header) or directives; it belongs to the next document, so drop it to keep indices
+    # aligned with the documents of the stream.
+    if len(chunks) > 1 and all(not ln.strip() or ln.lstrip().startswith(("#", "%")) for ln in chunks[0]):
         chunks = chunks[1:]
     return ["".join(c) for c in chunks]
 

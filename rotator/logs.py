@@ -25,15 +25,33 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         return _PEM_KEY.sub("[redacted private key]", value) if "PRIVATE KEY" in value else value
     if isinstance(value, dict):
-        return {k: (REDACTED if str(k).lower() in SENSITIVE_FIELDS else _scrub(v)) for k, v in value.items()}
+        return {k: (REDACTED if is_sensitive(str(k)) else _scrub(v)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_scrub(v) for v in value]
-    return value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    # Anything else (a dataclass holding Secret data, an exception, a set) is printed by
+    # the renderer with repr(), which would carry a key in it: scrub that text instead.
+    text = repr(value)
+    return _scrub(text) if "PRIVATE KEY" in text else value
+
+
+SENSITIVE_SUFFIXES = ("_token", "_password", "_hmac", "_private_key", "_routing_key", "authorization")
+
+
+def is_sensitive(name: str) -> bool:
+    """Field names that carry credentials: exact names, plus suffixes like ``api_token``.
+
+    Deliberately not every name containing "key" or "secret": ``key_type`` and a Secret's
+    ``namespace/name`` are what an operator needs in a log line.
+    """
+    n = name.lower()
+    return n in SENSITIVE_FIELDS or n.endswith(SENSITIVE_SUFFIXES)
 
 
 def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for k in list(event):
-        event[k] = REDACTED if k.lower() in SENSITIVE_FIELDS else _scrub(event[k])
+        event[k] = REDACTED if is_sensitive(k) else _scrub(event[k])
     return event
 
 
@@ -53,8 +71,9 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact,
+            # Before redact: a traceback's exception message can quote key material.
             structlog.processors.format_exc_info,
+            redact,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),

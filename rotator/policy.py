@@ -182,7 +182,10 @@ def plan(cred: Credential, inv: Inventory, config: Config, now: datetime) -> Cre
     state = cred.state
     if cred.certificate is not None:
         lifetime = cred.certificate.not_after - cred.certificate.not_before
-        renew_at = cred.certificate.not_after - renew_before.amount(lifetime)
+        # Clamped to the lifetime: a renew-before at least that long means "due from the
+        # start", and an unclamped huge value (an annotation of 999999d) would push
+        # renew_at out of datetime's range and crash the whole run.
+        renew_at = cred.certificate.not_after - min(renew_before.amount(lifetime), lifetime)
         if renew_at <= cred.certificate.not_before and state == "ok":
             found.append(
                 finding(

@@ -25,7 +25,12 @@ def parse_duration(text: str) -> timedelta:
         pos = m.end()
     if pos != len(s):
         raise ValueError(f"invalid duration {text!r}: use a number with a unit w, d, h, m or s, e.g. 720h or 30d")
-    return timedelta(seconds=total)
+    try:
+        return timedelta(seconds=total)
+    except OverflowError:
+        # Callers (config validation, Secret annotations) only expect ValueError; an
+        # absurd value must become a finding or a config error, never a crash.
+        raise ValueError(f"invalid duration {text!r}: too large") from None
 
 
 @dataclass(frozen=True)

@@ -295,3 +295,46 @@ def cred(result, name: str, role: str = "server", namespace: str | None = None):
 
 def rfc(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- helpers for inspection and policy tests ---------------------------------------
+
+
+def chain_of(leaf: Leaf, *parents: CA) -> Leaf:
+    """The same leaf and key served with an explicit chain (in the given order)."""
+    return Leaf(leaf.cert, leaf.key, tuple(p.cert for p in parents))
+
+
+def encrypted_key_pem(key: Any, password: bytes = b"hunter2") -> bytes:
+    """A PKCS#8 PEM key encrypted with ``password``, which Istio cannot load."""
+    from cryptography.hazmat.primitives import serialization
+
+    return bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(password),
+        )
+    )
+
+
+def ocsp_response(cert: x509.Certificate, issuer: CA, this_update: float = -1, next_update: float = 6) -> bytes:
+    """A real DER OCSP response, signed by ``issuer``, saying ``cert`` is good."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509 import ocsp
+
+    builder = (
+        ocsp.OCSPResponseBuilder()
+        .add_response(
+            cert=cert,
+            issuer=issuer.cert,
+            algorithm=hashes.SHA1(),
+            cert_status=ocsp.OCSPCertStatus.GOOD,
+            this_update=t(this_update),
+            next_update=t(next_update),
+            revocation_time=None,
+            revocation_reason=None,
+        )
+        .responder_id(ocsp.OCSPResponderEncoding.HASH, issuer.cert)
+    )
+    return builder.sign(issuer.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)

@@ -30,15 +30,19 @@ def write(tmp_path: Path, name: str, *docs: dict[str, Any]) -> Path:
 
 def run_json(*args: str, stdin: str = "") -> tuple[int, dict[str, Any]]:
     out = io.StringIO()
-    code = main(["check", "--dry-run", "-o", "json", "--log-level", "error", *args], stdin=io.StringIO(stdin),
-                stdout=out)
+    code = main(
+        ["check", "--dry-run", "-o", "json", "--log-level", "error", *args], stdin=io.StringIO(stdin), stdout=out
+    )
     return code, json.loads(out.getvalue())
 
 
 def healthy(tmp_path: Path, days_left: float = 80) -> Path:
     leaf = f.make_leaf(["app.example.com"], nb=-10, na=days_left)
     return write(
-        tmp_path, "ok.yaml", f.ingress(), f.gateway("gw", [f.server(["app.example.com"], "app-tls")]),
+        tmp_path,
+        "ok.yaml",
+        f.ingress(),
+        f.gateway("gw", [f.server(["app.example.com"], "app-tls")]),
         f.secret("app-tls", leaf=leaf),
     )
 
@@ -52,8 +56,17 @@ def check_contract(doc: dict[str, Any]) -> None:
     assert RFC3339.match(doc["evaluated_at"])
     assert set(doc) >= {"version", "evaluated_at", "credentials", "findings", "summary"}
     for c in doc["credentials"]:
-        assert set(c) >= {"namespace", "name", "role", "references", "certificate", "state", "renew_at", "action",
-                          "findings"}
+        assert set(c) >= {
+            "namespace",
+            "name",
+            "role",
+            "references",
+            "certificate",
+            "state",
+            "renew_at",
+            "action",
+            "findings",
+        }
         assert c["role"] in ("server", "client-ca")
         assert c["state"] in ("ok", "due", "expired", "invalid", "missing")
         assert c["action"] in ("none", "renew", "skip")
@@ -63,8 +76,16 @@ def check_contract(doc: dict[str, Any]) -> None:
             assert isinstance(r["hosts"], list)
         cert = c["certificate"]
         if cert is not None:
-            assert set(cert) == {"subject", "issuer", "serial", "sans", "not_before", "not_after", "key_type",
-                                 "chain_length"}
+            assert set(cert) == {
+                "subject",
+                "issuer",
+                "serial",
+                "sans",
+                "not_before",
+                "not_after",
+                "key_type",
+                "chain_length",
+            }
             assert re.fullmatch(r"[0-9a-f]+", cert["serial"])
             assert RFC3339.match(cert["not_before"]) and RFC3339.match(cert["not_after"])
             assert isinstance(cert["chain_length"], int) and cert["chain_length"] >= 1
@@ -88,10 +109,24 @@ def test_json_contract_on_a_healthy_credential(tmp_path: Path) -> None:
     assert code == 0
     (c,) = doc["credentials"]
     assert (c["namespace"], c["name"], c["role"], c["state"], c["action"]) == (
-        "istio-system", "app-tls", "server", "ok", "none")
-    assert c["references"] == [{
-        "group": "networking.istio.io", "kind": "Gateway", "namespace": "istio-system", "name": "gw",
-        "listener": "https", "port": 443, "mode": "SIMPLE", "hosts": ["app.example.com"]}]
+        "istio-system",
+        "app-tls",
+        "server",
+        "ok",
+        "none",
+    )
+    assert c["references"] == [
+        {
+            "group": "networking.istio.io",
+            "kind": "Gateway",
+            "namespace": "istio-system",
+            "name": "gw",
+            "listener": "https",
+            "port": 443,
+            "mode": "SIMPLE",
+            "hosts": ["app.example.com"],
+        }
+    ]
     assert c["certificate"]["sans"] == ["app.example.com"]
     assert c["certificate"]["key_type"] == "ECDSA P-256"
     assert c["certificate"]["chain_length"] == 2
@@ -100,8 +135,9 @@ def test_json_contract_on_a_healthy_credential(tmp_path: Path) -> None:
 
 
 def test_json_contract_on_the_examples() -> None:
-    code, doc = run_json("-f", str(ROOT / "examples"), "--config", str(ROOT / "config/rotator.yaml"),
-                         "--at", "2026-12-01")
+    code, doc = run_json(
+        "-f", str(ROOT / "examples"), "--config", str(ROOT / "config/rotator.yaml"), "--at", "2026-12-01"
+    )
     check_contract(doc)
     assert code == 2
     assert doc["evaluated_at"] == "2026-12-01T00:00:00Z"
@@ -124,8 +160,9 @@ def test_exit_0_when_healthy(tmp_path: Path) -> None:
 
 
 def test_exit_1_when_a_renewal_is_due(tmp_path: Path) -> None:
-    code, doc = run_json("-f", str(healthy(tmp_path, days_left=3)), "--at", "2026-06-01",
-                         "--config", str(issuer_config(tmp_path)))
+    code, doc = run_json(
+        "-f", str(healthy(tmp_path, days_left=3)), "--at", "2026-06-01", "--config", str(issuer_config(tmp_path))
+    )
     assert doc["credentials"][0]["state"] == "due"
     assert doc["credentials"][0]["action"] == "renew"
     assert code == 1
@@ -154,8 +191,7 @@ def test_exit_3_on_bad_config(tmp_path: Path, capsys: Any) -> None:
 
 def test_exit_3_on_bad_usage_and_bad_at(tmp_path: Path, capsys: Any) -> None:
     assert main(["check", "--bogus"], stdout=io.StringIO()) == 3
-    assert main(["check", "--dry-run", "-f", str(healthy(tmp_path)), "--at", "next tuesday"],
-                stdout=io.StringIO()) == 3
+    assert main(["check", "--dry-run", "-f", str(healthy(tmp_path)), "--at", "next tuesday"], stdout=io.StringIO()) == 3
     assert "--at" in capsys.readouterr().err
 
 
@@ -166,10 +202,14 @@ def test_without_dry_run_nothing_is_changed_and_it_says_why(tmp_path: Path, caps
 
 def issuer_config(tmp_path: Path) -> Path:
     p = tmp_path / "rotator.yaml"
-    p.write_text(yaml.safe_dump({
-        "issuers": {"ca": {"type": "ca", "secret": "istio-system/ca"}},
-        "rules": [{"issuer": "ca", "hosts": ["*.example.com"]}],
-    }))
+    p.write_text(
+        yaml.safe_dump(
+            {
+                "issuers": {"ca": {"type": "ca", "secret": "istio-system/ca"}},
+                "rules": [{"issuer": "ca", "hosts": ["*.example.com"]}],
+            }
+        )
+    )
     return p
 
 
@@ -212,8 +252,9 @@ def test_stdin_and_repeated_f(tmp_path: Path) -> None:
 def test_broken_input_is_named_and_the_rest_still_checked(tmp_path: Path) -> None:
     good = healthy(tmp_path)
     bad = tmp_path / "bad.yaml"
-    bad.write_text("apiVersion: v1\nkind: Secret\nmetadata: {name: x\n---\n"
-                   + yaml.safe_dump(f.gateway("other", "not-a-list")))  # type: ignore[arg-type]
+    bad.write_text(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: x\n---\n" + yaml.safe_dump(f.gateway("other", "not-a-list"))
+    )  # type: ignore[arg-type]
     code, doc = run_json("-f", str(good), "-f", str(bad), "--at", "2026-06-01")
     assert code == 2
     msgs = [x["message"] for x in doc["findings"] if x["code"] == "invalid-manifest"]
@@ -248,8 +289,21 @@ def test_env_override_of_renew_before(tmp_path: Path, monkeypatch: Any) -> None:
 
 def test_table_output_lists_credentials_and_findings(tmp_path: Path) -> None:
     out = io.StringIO()
-    code = main(["check", "--dry-run", "-f", str(ROOT / "examples"), "--config", str(ROOT / "config/rotator.yaml"),
-                 "--at", "2026-12-01", "--color", "never"], stdout=out)
+    code = main(
+        [
+            "check",
+            "--dry-run",
+            "-f",
+            str(ROOT / "examples"),
+            "--config",
+            str(ROOT / "config/rotator.yaml"),
+            "--at",
+            "2026-12-01",
+            "--color",
+            "never",
+        ],
+        stdout=out,
+    )
     text = out.getvalue()
     assert code == 2
     assert "istio-system/api-tls-secret" in text and "due" in text
@@ -262,18 +316,30 @@ def test_table_output_lists_credentials_and_findings(tmp_path: Path) -> None:
 
 
 def test_python_dash_m_and_console_script_agree() -> None:
-    args = ["check", "--dry-run", "-o", "json", "-f", str(ROOT / "examples"), "--at", "2026-12-01",
-            "--log-level", "error"]
+    args = [
+        "check",
+        "--dry-run",
+        "-o",
+        "json",
+        "-f",
+        str(ROOT / "examples"),
+        "--at",
+        "2026-12-01",
+        "--log-level",
+        "error",
+    ]
     a = subprocess.run([sys.executable, "-m", "rotator", *args], capture_output=True, text=True, cwd=ROOT)
     assert a.returncode == 2, a.stderr
     assert json.loads(a.stdout)["version"] == 1
 
 
 def test_help_documents_exit_codes_and_loads_no_heavy_modules() -> None:
-    code = ("import sys, io, contextlib\nfrom rotator.cli import main\nbuf = io.StringIO()\n"
-            "with contextlib.redirect_stdout(buf):\n    rc = main(['--help'])\n"
-            "heavy = [m for m in ('cryptography', 'pydantic', 'rich', 'yaml', 'structlog') if m in sys.modules]\n"
-            "print(rc, heavy)\nprint(buf.getvalue())")
+    code = (
+        "import sys, io, contextlib\nfrom rotator.cli import main\nbuf = io.StringIO()\n"
+        "with contextlib.redirect_stdout(buf):\n    rc = main(['--help'])\n"
+        "heavy = [m for m in ('cryptography', 'pydantic', 'rich', 'yaml', 'structlog') if m in sys.modules]\n"
+        "print(rc, heavy)\nprint(buf.getvalue())"
+    )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     first, _, help_text = p.stdout.partition("\n")
     assert first == "0 []", p.stdout + p.stderr
@@ -283,10 +349,19 @@ def test_help_documents_exit_codes_and_loads_no_heavy_modules() -> None:
 
 def test_logs_go_to_stderr_as_json_and_hold_no_key_material(tmp_path: Path) -> None:
     leaf = f.make_leaf(["app.example.com"])
-    path = write(tmp_path, "x.yaml", f.ingress(), f.gateway("gw", [f.server(["app.example.com"], "app-tls")]),
-                 f.secret("app-tls", leaf=leaf))
-    p = subprocess.run([sys.executable, "-m", "rotator", "check", "--dry-run", "-o", "json", "-f", str(path),
-                        "--log-level", "debug"], capture_output=True, text=True, cwd=ROOT)
+    path = write(
+        tmp_path,
+        "x.yaml",
+        f.ingress(),
+        f.gateway("gw", [f.server(["app.example.com"], "app-tls")]),
+        f.secret("app-tls", leaf=leaf),
+    )
+    p = subprocess.run(
+        [sys.executable, "-m", "rotator", "check", "--dry-run", "-o", "json", "-f", str(path), "--log-level", "debug"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     lines = [json.loads(x) for x in p.stderr.splitlines() if x.strip()]
     assert any(x.get("event") == "check finished" for x in lines)
     body = [ln for ln in leaf.key_pem().decode().splitlines() if "-----" not in ln]

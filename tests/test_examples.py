@@ -47,9 +47,21 @@ def test_demo_shows_the_checklist_and_mtls_findings() -> None:
     result = demo()
     codes = sorted({f.code for f in result.findings} | {f.code for c in result.credentials for f in c.findings})
     for code in (
-        "cert-renewal-due", "cert-expired", "host-not-covered", "client-ca-expiring", "secret-wrong-namespace",
-        "reference-not-permitted", "credential-ignored", "managed-externally", "no-issuer", "shadowed-keys",
-        "weak-key", "weak-signature", "subset-not-defined", "vs-host-not-in-gateway", "vs-gateway-not-found",
+        "cert-renewal-due",
+        "cert-expired",
+        "host-not-covered",
+        "client-ca-expiring",
+        "secret-wrong-namespace",
+        "reference-not-permitted",
+        "credential-ignored",
+        "managed-externally",
+        "no-issuer",
+        "shadowed-keys",
+        "weak-key",
+        "weak-signature",
+        "subset-not-defined",
+        "vs-host-not-in-gateway",
+        "vs-gateway-not-found",
         "conflicting-gateways",
     ):
         assert code in codes, code

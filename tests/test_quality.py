@@ -16,14 +16,16 @@ def _tool(name: str) -> list[str]:
 
 
 def test_ruff_lint() -> None:
-    p = subprocess.run([*_tool("ruff"), "check", "rotator", "tests", "examples", "bench"], cwd=ROOT,
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [*_tool("ruff"), "check", "rotator", "tests", "examples", "bench"], cwd=ROOT, capture_output=True, text=True
+    )
     assert p.returncode == 0, p.stdout + p.stderr
 
 
 def test_ruff_format() -> None:
-    p = subprocess.run([*_tool("ruff"), "format", "--check", "rotator", "examples"], cwd=ROOT,
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [*_tool("ruff"), "format", "--check", "rotator", "examples"], cwd=ROOT, capture_output=True, text=True
+    )
     assert p.returncode == 0, p.stdout + p.stderr
 
 
