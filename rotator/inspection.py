@@ -159,16 +159,19 @@ def _inspect_server(
         )
         return Credential(spec, None, "invalid", tuple(found))
     if family == ("cert", "key") and (_has(data, "tls.crt") or _has(data, "tls.key")):
-        same = data.get("tls.crt") == data.get("cert") and data.get("tls.key") == data.get("key")
+        # Compare only the shadowed keys that are present: a lone tls.crt equal to cert
+        # is a harmless copy, not "a different certificate".
+        shadowed = [k for k in ("tls.crt", "tls.key") if _has(data, k)]
+        same = all(data[k] == data[{"tls.crt": "cert", "tls.key": "key"}[k]] for k in shadowed)
+        names = "/".join(shadowed)
         found.append(
             finding(
                 "shadowed-keys",
-                f"{obj} has both cert/key and tls.crt/tls.key; Istio serves cert/key and ignores tls.crt/tls.key"
+                f"{obj} has both cert/key and {names}; Istio serves cert/key and ignores {names}"
                 + (
-                    " (they are identical today)."
+                    " (identical copies today)."
                     if same
-                    else ", which hold a different certificate. A rotation "
-                    "that writes only tls.crt/tls.key would have no effect."
+                    else f", which hold different material. A rotation that writes only {names} would have no effect."
                 ),
                 obj,
                 severity="info" if same else None,
@@ -327,12 +330,19 @@ def _inspect_ca(
             )
         )
         return Credential(spec, None, "missing", tuple(found))
-    if key == "cacert" and _has(data, "ca.crt") and data["ca.crt"] != data["cacert"]:
+    if key == "cacert" and _has(data, "ca.crt"):
+        same = data["ca.crt"] == data["cacert"]
         found.append(
             finding(
                 "shadowed-keys",
-                f"{obj} has both cacert and ca.crt with different bundles; Istio trusts cacert and ignores ca.crt.",
+                f"{obj} has both cacert and ca.crt"
+                + (
+                    " (identical copies today); Istio trusts cacert."
+                    if same
+                    else " with different bundles; Istio trusts cacert and ignores ca.crt."
+                ),
                 obj,
+                severity="info" if same else None,
             )
         )
     bundle = c.parse_bundle(data[key])

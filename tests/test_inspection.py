@@ -368,14 +368,30 @@ def test_cacert_shadows_different_ca_crt() -> None:
     absent(f.cred(result, NAME), "shadowed-keys")
 
 
-@pytest.mark.parametrize("keys", [("cacert", "ca.crt"), ("ca.crt",), ("cacert",)])
-def test_identical_or_single_ca_keys_are_not_shadowed(keys: tuple[str, ...]) -> None:
+@pytest.mark.parametrize("keys", [("ca.crt",), ("cacert",)])
+def test_single_ca_key_is_not_shadowed(keys: tuple[str, ...]) -> None:
     leaf = f.make_leaf([HOST])
     bundle = f.make_ca("Client CA").pem()
     result = _mutual_with({**tls_data(leaf), **dict.fromkeys(keys, bundle)})
     ca = client_ca(result)
     absent(ca, "shadowed-keys", "client-ca-missing")
     assert ca.state == "ok"
+
+
+def test_identical_cacert_and_ca_crt_are_noted_as_info_like_server_copies() -> None:
+    leaf = f.make_leaf([HOST])
+    bundle = f.make_ca("Client CA").pem()
+    ca = client_ca(_mutual_with({**tls_data(leaf), "cacert": bundle, "ca.crt": bundle}))
+    (hit,) = expect(ca, "shadowed-keys", "info")
+    assert "identical" in hit.message
+    assert ca.state == "ok"
+
+
+def test_lone_identical_tls_crt_next_to_cert_key_is_info_not_a_different_certificate() -> None:
+    leaf = f.make_leaf([HOST])
+    cred = server(f.secret(NAME, data={"cert": leaf.cert_pem(), "key": leaf.key_pem(), "tls.crt": leaf.cert_pem()}))
+    (hit,) = expect(cred, "shadowed-keys", "info")
+    assert "different" not in hit.message and "tls.crt" in hit.message and "tls.key" not in hit.message
 
 
 # --- key-mismatch ------------------------------------------------------------------------
