@@ -368,3 +368,24 @@ def test_logs_go_to_stderr_as_json_and_hold_no_key_material(tmp_path: Path) -> N
     for out in (p.stdout, p.stderr):
         assert "PRIVATE KEY" not in out
         assert not any(b in out for b in body)
+
+
+class _TTY(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal_for_long_inputs_only(tmp_path: Path, monkeypatch: Any) -> None:
+    for i in range(60):
+        write(tmp_path, f"gw{i:02}.yaml", f.gateway(f"gw{i}", [f.server([f"h{i}.example.com"], f"s{i}")]))
+    tty = _TTY()
+    monkeypatch.setattr(sys, "stderr", tty)
+    main(["check", "--dry-run", "-o", "json", "-f", str(tmp_path), "--log-level", "error"], stdout=io.StringIO())
+    assert "loading manifests: 60/60" in tty.getvalue()
+    short = _TTY()
+    monkeypatch.setattr(sys, "stderr", short)
+    main(
+        ["check", "--dry-run", "-o", "json", "-f", str(tmp_path / "gw00.yaml"), "--log-level", "error"],
+        stdout=io.StringIO(),
+    )
+    assert "loading manifests" not in short.getvalue()
