@@ -16,9 +16,8 @@ def _tool(name: str) -> list[str]:
 
 
 def test_ruff_lint() -> None:
-    p = subprocess.run(
-        [*_tool("ruff"), "check", "rotator", "tests", "examples", "bench"], cwd=ROOT, capture_output=True, text=True
-    )
+    paths = [d for d in ("rotator", "tests", "examples", "bench") if (ROOT / d).is_dir()]
+    p = subprocess.run([*_tool("ruff"), "check", *paths], cwd=ROOT, capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
 
 
