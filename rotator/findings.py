@@ -12,6 +12,7 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
     # input
     "invalid-manifest": ("error", "A manifest could not be parsed or has the wrong shape"),
     "no-workloads": ("info", "No workload objects in the input; Gateway namespaces assumed"),
+    "access-denied": ("error", "The API server refused to let rotator read an object it needs"),
     # references and placement
     "secret-not-found": ("critical", "The referenced Secret does not exist where Istio reads it"),
     "secret-wrong-namespace": ("critical", "The Secret exists, but not in the gateway workload's namespace"),

@@ -52,6 +52,10 @@ def inspect(spec: CredentialSpec, inv: Inventory, now: datetime, options: Inspec
 
 def _lookup(spec: CredentialSpec, inv: Inventory, obj: ObjectRef, found: list[Finding]) -> dict[str, bytes] | None:
     gateways = ", ".join(sorted({f"{r.namespace}/{r.name}" for r in spec.references}))
+    refused = inv.unreadable.get((spec.kind, spec.namespace, spec.name))
+    if refused is not None:
+        found.append(finding("access-denied", f"{obj} could not be read: {refused}", obj))
+        return None
     if spec.kind == "ConfigMap":
         cm = inv.config_map(spec.namespace, spec.name)
         if cm is None:

@@ -111,7 +111,14 @@ def build_inventory(
             findings.extend(extra)
         buckets[bucket].append(obj)
     inventory = Inventory(
-        **{k: tuple(v) for k, v in buckets.items()},
+        istio_gateways=tuple(buckets["istio_gateways"]),
+        kube_gateways=tuple(buckets["kube_gateways"]),
+        virtual_services=tuple(buckets["virtual_services"]),
+        destination_rules=tuple(buckets["destination_rules"]),
+        reference_grants=tuple(buckets["reference_grants"]),
+        secrets=tuple(buckets["secrets"]),
+        config_maps=tuple(buckets["config_maps"]),
+        workloads=tuple(buckets["workloads"]),
         workloads_known=seen_workload_objects if workloads_known is None else workloads_known,
     )
     return inventory, findings

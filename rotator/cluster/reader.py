@@ -1,0 +1,195 @@
+"""Reads the live cluster into the same ``Inventory`` the manifest loader builds.
+
+Efficiency rules (issue: never read every Secret of a cluster):
+- routing objects are LISTed cluster-wide once per kind, paginated;
+- gateway pods are LISTed by each distinct Gateway selector, never all pods;
+- Secrets are read only in namespaces that need them, and only the names discovery
+  asks for: a few GETs, or one paginated LIST of the namespace when that is cheaper
+  (decided from the server's ``remainingItemCount``). Helm release and service-account
+  token Secrets, which istiod never reads, are filtered out server-side.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from rotator.cluster.api import CONFIGMAPS, PODS, SECRETS, ApiError, KubeAPI, ResourceType
+from rotator.discovery import CACERT_SUFFIX, GATEWAY_LABEL_KEYS, DiscoveryOptions, discover
+from rotator.inventory import build_inventory
+from rotator.loader import RawObject
+from rotator.model import Finding, Inventory, Source
+
+ISTIO = "networking.istio.io"
+GATEWAY_API = "gateway.networking.k8s.io"
+ISTIO_KINDS = (("gateways", "Gateway"), ("virtualservices", "VirtualService"), ("destinationrules", "DestinationRule"))
+GATEWAY_API_KINDS = (("gateways", "Gateway"), ("referencegrants", "ReferenceGrant"))
+# istiod's informer never sees these (§2.7); filtering them server-side also skips the
+# largest Secrets in most clusters (Helm releases).
+SECRET_FIELD_SELECTOR = "type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token"
+
+
+@dataclass
+class ReadResult:
+    inventory: Inventory
+    findings: list[Finding] = field(default_factory=list)
+    served: dict[str, str] = field(default_factory=dict)  # group -> version read
+
+
+def pick_version(served: list[str] | None, preferred: Iterable[str]) -> str | None:
+    if not served:
+        return None
+    for v in preferred:
+        if v in served:
+            return v
+    return None
+
+
+def _source(rt: ResourceType) -> Source:
+    return Source(f"cluster:{rt.label}", 0)
+
+
+def read_cluster(
+    api: KubeAPI,
+    options: DiscoveryOptions | None = None,
+    page_size: int = 500,
+) -> ReadResult:
+    options = options or DiscoveryOptions()
+    result = ReadResult(Inventory())
+    raws: list[RawObject] = []
+    refused: dict[tuple[str, str, str], str] = {}
+    groups = api.api_groups()
+
+    istio_v = pick_version(groups.get(ISTIO), ("v1", "v1beta1", "v1alpha3"))
+    if istio_v:
+        result.served[ISTIO] = istio_v
+        for plural, kind in ISTIO_KINDS:
+            rt = ResourceType(ISTIO, istio_v, plural, kind)
+            raws += [RawObject(_source(rt), o) for o in api.items(rt, limit=page_size)]
+    gw_versions = groups.get(GATEWAY_API) or []
+    for plural, kind in GATEWAY_API_KINDS:
+        # ReferenceGrant is served at v1beta1 by older CRD bundles, Gateway at v1: ask
+        # discovery which version serves each plural instead of guessing.
+        version = next((v for v in _ordered(gw_versions) if plural in api.resources(GATEWAY_API, v)), None)
+        if version is None:
+            continue
+        result.served.setdefault(GATEWAY_API, version)
+        rt = ResourceType(GATEWAY_API, version, plural, kind)
+        raws += [RawObject(_source(rt), o) for o in api.items(rt, limit=page_size)]
+
+    raws += _gateway_pods(api, raws, page_size)
+    partial, _ = build_inventory(raws, workloads_known=True)
+    specs, _ = discover(partial, options)
+    wanted_secrets: dict[str, set[str]] = defaultdict(set)
+    wanted_maps: set[tuple[str, str]] = set()
+    for spec in specs:
+        if spec.kind == "ConfigMap":
+            wanted_maps.add((spec.namespace, spec.name))
+            continue
+        wanted_secrets[spec.namespace].add(spec.name)
+        if spec.role == "client-ca" and not spec.name.endswith(CACERT_SUFFIX):
+            # discovery chose <name> because <name>-cacert was not known yet; fetch both
+            wanted_secrets[spec.namespace].add(spec.name + CACERT_SUFFIX)
+        for ref in spec.references:
+            if ref.group == ISTIO and ref.namespace != spec.namespace:
+                # the usual mistake: the Secret sits next to the Gateway (secret-wrong-namespace)
+                wanted_secrets[ref.namespace].add(spec.name)
+    for ns in sorted(wanted_secrets):
+        raws += _secrets_in(api, ns, wanted_secrets[ns], page_size, refused)
+    for ns, name in sorted(wanted_maps):
+        try:
+            cm = api.get(CONFIGMAPS, ns, name)
+        except ApiError as exc:
+            if exc.status != 403:
+                raise
+            refused[("ConfigMap", ns, name)] = str(exc)
+            continue
+        if cm is not None:
+            raws.append(RawObject(_source(CONFIGMAPS), cm))
+    inventory, findings = build_inventory(raws, workloads_known=True)
+    result.inventory = replace(inventory, unreadable=refused)
+    result.findings = findings + result.findings
+    return result
+
+
+def _ordered(versions: list[str]) -> list[str]:
+    return sorted(versions, key=lambda v: {"v1": 0, "v1beta1": 1}.get(v, 2))
+
+
+def _selector(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def _gateway_pods(api: KubeAPI, raws: list[RawObject], page_size: int) -> list[RawObject]:
+    """Gateway pods by each distinct selector; only their namespace and labels are kept."""
+    selectors: set[str] = set()
+    for raw in raws:
+        body = raw.body
+        if body.get("kind") != "Gateway" or not str(body.get("apiVersion", "")).startswith(ISTIO):
+            continue
+        sel = (body.get("spec") or {}).get("selector")
+        if isinstance(sel, dict) and sel:
+            if all(isinstance(v, str) for v in sel.values()):
+                selectors.add(_selector(sel))
+        else:
+            selectors.update(GATEWAY_LABEL_KEYS)  # an empty selector picks every gateway pod
+    seen: dict[tuple[str, str], RawObject] = {}
+    for sel in sorted(selectors):
+        for pod in api.items(PODS, label_selector=sel, limit=page_size):
+            meta = pod.get("metadata") or {}
+            slim = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": meta.get("name"),
+                    "namespace": meta.get("namespace"),
+                    "labels": meta.get("labels") or {},
+                },
+            }
+            seen[(str(meta.get("namespace")), str(meta.get("name")))] = RawObject(_source(PODS), slim)
+    return list(seen.values())
+
+
+def _secrets_in(
+    api: KubeAPI, namespace: str, names: set[str], page_size: int, refused: dict[tuple[str, str, str], str]
+) -> list[RawObject]:
+    """The named Secrets of one namespace, by whichever costs fewer requests."""
+    try:
+        if len(names) <= 2:
+            return _get_each(api, namespace, names)
+        probe = next(api.list_pages(SECRETS, namespace, field_selector=SECRET_FIELD_SELECTOR, limit=1))
+        meta = probe.get("metadata") or {}
+        remaining = meta.get("remainingItemCount")
+        if remaining is None and meta.get("continue"):
+            remaining = len(names) * page_size  # unknown size: assume large, prefer GETs
+        total = len(probe.get("items") or []) + int(remaining or 0)
+        if math.ceil(total / page_size) >= len(names):
+            return _get_each(api, namespace, names)
+        out = []
+        for item in api.items(SECRETS, namespace, field_selector=SECRET_FIELD_SELECTOR, limit=page_size):
+            if (item.get("metadata") or {}).get("name") in names:
+                out.append(RawObject(_source(SECRETS), item))
+        return out
+    except ApiError as exc:
+        if exc.status != 403:
+            raise
+        # One refused namespace never stops the others; each credential there says why.
+        refused.update({("Secret", namespace, n): str(exc) for n in names})
+        return []
+
+
+def _get_each(api: KubeAPI, namespace: str, names: set[str]) -> list[RawObject]:
+    out = []
+    for name in sorted(names):
+        obj = api.get(SECRETS, namespace, name)
+        if obj is not None:
+            out.append(RawObject(_source(SECRETS), obj))
+    return out
+
+
+def raw_items(objs: Iterable[dict[str, Any]]) -> list[RawObject]:
+    """Adapter for callers that already hold objects (tests, benchmarks)."""
+    return [RawObject(Source("cluster", i), o) for i, o in enumerate(objs)]
