@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from rotator import __version__
 
@@ -64,7 +64,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="namespace for manifests without metadata.namespace (default: config, else 'default')",
     )
     check.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="table colours")
+    _cluster(check)
+
+    rollback = sub.add_parser(
+        "rollback",
+        help="restore the previous version of a Secret rotator rotated",
+        description="Restore a Secret from the backup rotator wrote before its last rotation (or --to a named "
+        "backup). The backup is validated like a new certificate: it must parse, match its key, chain in "
+        "order, be valid now and cover the hosts the Gateways serve. The current version is backed up first, "
+        "so a rollback can itself be undone.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(rollback, top=False)
+    rollback.add_argument("secret", metavar="NAMESPACE/NAME", help="the Secret to restore")
+    rollback.add_argument("--to", metavar="BACKUP", help="restore this backup Secret instead of the newest")
+    rollback.add_argument("--list", action="store_true", help="list the backups and exit")
+    rollback.add_argument("--dry-run", action="store_true", help="validate and say what would be restored")
+    _cluster(rollback)
     return parser
+
+
+def _cluster(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        default=None,
+        help="kubeconfig file (default: in-cluster, else $KUBECONFIG or ~/.kube/config)",
+    )
+    parser.add_argument("--context", metavar="NAME", default=None, help="kubeconfig context")
 
 
 def _common(parser: argparse.ArgumentParser, top: bool) -> None:
@@ -105,6 +133,8 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
         return 3
     if args.command == "check":
         return _check(args, stdin or sys.stdin, stdout or sys.stdout)
+    if args.command == "rollback":
+        return _rollback(args, stdout or sys.stdout)
     return 3  # pragma: no cover - argparse rejects unknown commands
 
 
@@ -126,8 +156,6 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
 
     if not args.dry_run:
         return _error("renewal is not available yet: run 'rotator check --dry-run' (this build only plans)")
-    if not args.filename:
-        return _error("reading a live cluster is not available yet: pass manifests with -f PATH")
 
     from rotator.certs import utcnow
     from rotator.timeutil import parse_when
@@ -139,21 +167,10 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
         except ValueError as exc:
             return _error(f"--at: {exc}")
 
-    from rotator.inventory import build_inventory
-    from rotator.loader import InputError, load
-    from rotator.model import Finding, ObjectRef
-
-    try:
-        loaded = load(args.filename, stdin=stdin, progress=_progress(args.filename))
-    except InputError as exc:
-        return _error(str(exc))
-    namespace = args.namespace or config.discovery.default_namespace
-    inventory, inv_findings = build_inventory(loaded.objects, default_namespace=namespace)
-    input_findings = [
-        Finding("invalid-manifest", "error", f"{e.source}: {e.message}", ObjectRef("File", "", e.source.path))
-        for e in loaded.errors
-    ] + inv_findings
-    log.debug("loaded", objects=len(loaded.objects), errors=len(input_findings))
+    got = _from_files(args, config, stdin) if args.filename else _from_cluster(args, config)
+    if isinstance(got, int):
+        return got
+    inventory, input_findings = got
 
     from rotator.pipeline import run_check
     from rotator.report import exit_code, write_json, write_table, write_yaml
@@ -173,6 +190,97 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
         color = {"always": True, "never": False}.get(args.color)
         write_table(result, stdout, color=color)
     return exit_code(result)
+
+
+def _from_files(args: argparse.Namespace, config: Any, stdin: TextIO) -> tuple[Any, list[Any]] | int:
+    from rotator.inventory import build_inventory
+    from rotator.loader import InputError, load
+    from rotator.model import Finding, ObjectRef
+
+    try:
+        loaded = load(args.filename, stdin=stdin, progress=_progress(args.filename))
+    except InputError as exc:
+        return _error(str(exc))
+    namespace = args.namespace or config.discovery.default_namespace
+    inventory, inv_findings = build_inventory(loaded.objects, default_namespace=namespace)
+    input_findings = [
+        Finding("invalid-manifest", "error", f"{e.source}: {e.message}", ObjectRef("File", "", e.source.path))
+        for e in loaded.errors
+    ] + inv_findings
+    return inventory, input_findings
+
+
+def _api(args: argparse.Namespace) -> Any:
+    """A KubeAPI for the configured cluster, or an exit code after a clear message."""
+    from rotator.cluster.api import KubeAPI, connect
+
+    try:
+        return KubeAPI(connect(args.kubeconfig, args.context))
+    except Exception as exc:  # kubeconfig missing/invalid: the client raises several types
+        return _error(f"cannot configure the Kubernetes client: {exc}")
+
+
+def _from_cluster(args: argparse.Namespace, config: Any) -> tuple[Any, list[Any]] | int:
+    from rotator.cluster.api import ApiError
+    from rotator.cluster.reader import read_cluster
+    from rotator.discovery import DiscoveryOptions
+
+    api = _api(args)
+    if isinstance(api, int):
+        return api
+    options = DiscoveryOptions(scope_gateway_to_namespace=config.discovery.scope_gateway_to_namespace)
+    try:
+        read = read_cluster(api, options)
+    except ApiError as exc:
+        return _error(f"cannot read the cluster: {exc}")
+    from rotator import logs
+
+    logs.get_logger().debug("cluster read", requests=api.stats.requests, retries=api.stats.retries, served=read.served)
+    return read.inventory, read.findings
+
+
+def _rollback(args: argparse.Namespace, stdout: TextIO) -> int:
+    from rotator import logs
+    from rotator.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        return _error(str(exc))
+    logs.configure(args.log_level or config.logging.level, args.log_format or config.logging.format)
+    namespace, slash, name = args.secret.partition("/")
+    if not slash or not namespace or not name:
+        return _error(f"rollback: expected NAMESPACE/NAME, got {args.secret!r}")
+    api = _api(args)
+    if isinstance(api, int):
+        return api
+    from rotator.certs import utcnow
+    from rotator.cluster.api import ApiError
+    from rotator.cluster.events import EventRecorder
+    from rotator.cluster.reader import read_cluster
+    from rotator.cluster.writer import ANN_BACKUP_AT, ANN_SERIAL, SecretWriter
+    from rotator.discovery import DiscoveryOptions, discover
+
+    writer = SecretWriter(api, utcnow, EventRecorder(api, utcnow))
+    try:
+        if args.list:
+            for b in writer.backups(namespace, name):
+                ann = b["metadata"].get("annotations") or {}
+                stdout.write(
+                    f"{b['metadata']['name']}\tbacked up {ann.get(ANN_BACKUP_AT, '?')}\t"
+                    f"serial {ann.get(ANN_SERIAL, '?')}\n"
+                )
+            return 0
+        options = DiscoveryOptions(scope_gateway_to_namespace=config.discovery.scope_gateway_to_namespace)
+        specs, _ = discover(read_cluster(api, options).inventory, options)
+    except ApiError as exc:
+        return _error(str(exc))
+    references = [
+        r for s in specs if (s.namespace, s.name, s.role) == (namespace, name, "server") for r in s.references
+    ]
+    outcome = writer.rollback(namespace, name, references, to=args.to, dry_run=args.dry_run)
+    stdout.write(f"{namespace}/{name}: {outcome.status}: {outcome.message}\n")
+    return 0 if outcome.status == "rolled-back" else 2
 
 
 def _progress(paths: list[str]):  # type: ignore[no-untyped-def]

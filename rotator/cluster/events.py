@@ -1,0 +1,68 @@
+"""Kubernetes Events (``events.k8s.io/v1``) on the Secrets rotator touches.
+
+Best effort by design: an Event that cannot be written is logged and never fails or
+delays a rotation (Events are a courtesy to ``kubectl describe``, not a record).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from rotator.cluster.api import EVENTS, ApiError, KubeAPI
+from rotator.logs import get_logger
+
+CONTROLLER = "rotator.io/rotator"
+NOTE_LIMIT = 1024  # the API rejects longer notes
+
+
+def micro_time(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_body(
+    regarding: dict[str, Any], reason: str, action: str, note: str, type_: str, now: datetime, instance: str
+) -> dict[str, Any]:
+    meta = regarding.get("metadata") or {}
+    name = str(meta.get("name", "secret"))
+    return {
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{name[:200]}.", "namespace": meta.get("namespace")},
+        "eventTime": micro_time(now),
+        "reportingController": CONTROLLER,
+        "reportingInstance": instance[:128],
+        "action": action,
+        "reason": reason,
+        "type": type_,
+        "note": note[:NOTE_LIMIT],
+        "regarding": {
+            "apiVersion": "v1",
+            "kind": regarding.get("kind", "Secret"),
+            "namespace": meta.get("namespace"),
+            "name": name,
+            **({"uid": meta["uid"]} if meta.get("uid") else {}),
+            **({"resourceVersion": meta["resourceVersion"]} if meta.get("resourceVersion") else {}),
+        },
+    }
+
+
+class EventRecorder:
+    def __init__(self, api: KubeAPI, clock: Callable[[], datetime], instance: str | None = None) -> None:
+        self.api = api
+        self.clock = clock
+        self.instance = instance or os.environ.get("POD_NAME") or socket.gethostname()
+        self.log = get_logger("rotator.events")
+
+    def record(self, regarding: dict[str, Any], reason: str, action: str, note: str, warning: bool = False) -> None:
+        body = event_body(
+            regarding, reason, action, note, "Warning" if warning else "Normal", self.clock(), self.instance
+        )
+        ns = body["metadata"]["namespace"]
+        try:
+            self.api.create(EVENTS, ns, body)
+        except ApiError as exc:
+            self.log.warning("event not recorded", reason=reason, namespace=ns, error=str(exc))

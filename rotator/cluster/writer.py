@@ -1,0 +1,442 @@
+"""Safe Secret writes and rollback.
+
+A rotation is exactly one update of the Secret, made only after the candidate passed
+the same checks ``rotator check`` applies, with the ``resourceVersion`` that was read
+(so a concurrent writer causes a re-read, never an overwrite), and after a backup of
+the previous version exists. Istio hot-reloads the Secret; a bad write would leave a
+classic gateway on a stale certificate or drop a Gateway API listener, so nothing here
+writes what it has not validated.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from rotator import certs
+from rotator.cluster.api import SECRETS, ApiError, KubeAPI
+from rotator.cluster.events import EventRecorder
+from rotator.inspection import InspectOptions, inspect, select_server_keys
+from rotator.logs import get_logger
+from rotator.model import CredentialSpec, Finding, Inventory, Reference, Secret
+from rotator.timeutil import rfc3339
+
+ANN_ROTATED_AT = "rotator.io/rotated-at"
+ANN_SERIAL = "rotator.io/serial"
+ANN_NOT_AFTER = "rotator.io/not-after"
+ANN_ISSUER = "rotator.io/issued-by"
+ANN_PREVIOUS_SERIAL = "rotator.io/previous-serial"
+ANN_ROLLED_BACK_AT = "rotator.io/rolled-back-at"
+ROTATION_ANNOTATIONS = (ANN_ROTATED_AT, ANN_SERIAL, ANN_NOT_AFTER, ANN_ISSUER, ANN_PREVIOUS_SERIAL, ANN_ROLLED_BACK_AT)
+LABEL_BACKUP_OF = "rotator.io/backup-of"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+ANN_BACKUP_OF = "rotator.io/backup-of"
+ANN_BACKUP_AT = "rotator.io/backup-at"
+ANN_BACKUP_RV = "rotator.io/backup-resource-version"
+OCSP_KEY = "tls.ocsp-staple"
+TLS_FAMILY = ("tls.crt", "tls.key")
+# What a candidate must not have before it may replace a serving credential.
+BLOCKING = frozenset(
+    {
+        "invalid-pem",
+        "missing-keys",
+        "key-mismatch",
+        "chain-order",
+        "cert-expired",
+        "cert-not-yet-valid",
+        "host-not-covered",
+        "weak-key",
+        "weak-signature",
+        "stale-ocsp-staple",
+    }
+)
+
+Status = Literal["rotated", "created", "unchanged", "skipped", "failed", "rolled-back"]
+
+
+@dataclass(frozen=True)
+class Material:
+    """A new credential: the chain (leaf first) and its private key, PEM."""
+
+    chain_pem: bytes
+    key_pem: bytes
+    issuer: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    namespace: str
+    name: str
+    status: Status
+    message: str
+    backup: str | None = None
+    serial: str | None = None
+    findings: tuple[Finding, ...] = ()
+
+
+# --- pure parts --------------------------------------------------------------------
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def decoded(secret: dict[str, Any]) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for k, v in (secret.get("data") or {}).items():
+        try:
+            out[k] = base64.b64decode(v or "")
+        except ValueError:
+            out[k] = b""
+    return out
+
+
+def validate(
+    material: Material, references: Sequence[Reference], now: datetime, family: tuple[str, str] = TLS_FAMILY
+) -> list[Finding]:
+    """The checks ``rotator check`` makes, run on the candidate before it is written."""
+    spec = CredentialSpec("Secret", "candidate", "candidate", "server", tuple(references))
+    candidate = Secret(
+        "candidate", "candidate", "kubernetes.io/tls", {family[0]: material.chain_pem, family[1]: material.key_pem}
+    )
+    cred = inspect(spec, Inventory(secrets=(candidate,)), now, InspectOptions())
+    return [f for f in cred.findings if f.code in BLOCKING]
+
+
+def leaf_facts(chain_pem: bytes) -> tuple[str, str]:
+    """(serial hex, not-after RFC 3339) of the first certificate."""
+    bundle = certs.parse_bundle(chain_pem)
+    leaf = bundle.certs[0]
+    return format(leaf.serial_number, "x"), rfc3339(certs.not_after(leaf))
+
+
+def label_value(name: str) -> str:
+    """A Secret name as a label value (63 chars, alphanumeric ends), hashed when it does not fit."""
+    if len(name) <= 63 and re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?", name):
+        return name
+    return "h-" + hashlib.sha256(name.encode()).hexdigest()[:40]
+
+
+def updated_secret(current: dict[str, Any], material: Material, now: datetime) -> dict[str, Any]:
+    """The whole new Secret: one update carrying chain, key and staple removal together.
+
+    Keeps the Secret's type, labels, unrelated keys and its client CA (``ca.crt`` /
+    ``cacert`` decide who may connect: not ours to change). Writes the key family Istio
+    reads (§3.1) and removes the shadowed one, except that a ``kubernetes.io/tls`` Secret
+    must keep ``tls.crt``/``tls.key``, which then get the same new material.
+    """
+    data = dict(current.get("data") or {})
+    family = select_server_keys(decoded(current)) or TLS_FAMILY
+    previous_serial = ""
+    if family[0] in data:
+        try:
+            previous_serial = leaf_facts(base64.b64decode(data[family[0]]))[0]
+        except (ValueError, IndexError):
+            previous_serial = ""
+    data[family[0]] = b64(material.chain_pem)
+    data[family[1]] = b64(material.key_pem)
+    other = TLS_FAMILY if family == ("cert", "key") else ("cert", "key")
+    for key in other:
+        if key in data:
+            if current.get("type") == "kubernetes.io/tls" and key in TLS_FAMILY:
+                data[key] = b64(material.chain_pem if key == "tls.crt" else material.key_pem)
+            else:
+                del data[key]
+    data.pop(OCSP_KEY, None)  # a staple for the old certificate makes Envoy reject the new one (§3.5)
+    serial, not_after = leaf_facts(material.chain_pem)
+    meta = dict(current.get("metadata") or {})
+    annotations = dict(meta.get("annotations") or {})
+    annotations.pop(ANN_ROLLED_BACK_AT, None)
+    annotations.update({ANN_ROTATED_AT: rfc3339(now), ANN_SERIAL: serial, ANN_NOT_AFTER: not_after})
+    if material.issuer:
+        annotations[ANN_ISSUER] = material.issuer
+    if previous_serial:
+        annotations[ANN_PREVIOUS_SERIAL] = previous_serial
+    meta["annotations"] = annotations
+    meta.pop("managedFields", None)
+    return {**current, "metadata": meta, "data": data}
+
+
+def new_secret(namespace: str, name: str, material: Material, now: datetime) -> dict[str, Any]:
+    serial, not_after = leaf_facts(material.chain_pem)
+    annotations = {ANN_ROTATED_AT: rfc3339(now), ANN_SERIAL: serial, ANN_NOT_AFTER: not_after}
+    if material.issuer:
+        annotations[ANN_ISSUER] = material.issuer
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "annotations": annotations,
+            "labels": {LABEL_MANAGED_BY: "rotator"},
+        },
+        "type": "kubernetes.io/tls",
+        "data": {"tls.crt": b64(material.chain_pem), "tls.key": b64(material.key_pem)},
+    }
+
+
+def backup_secret(current: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A full copy of the version about to be replaced, findable by label, never referenced by Istio."""
+    meta = current.get("metadata") or {}
+    name = str(meta["name"])
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "generateName": f"{name[:200]}-rotator-backup-",
+            "namespace": meta.get("namespace"),
+            "labels": {LABEL_BACKUP_OF: label_value(name), LABEL_MANAGED_BY: "rotator"},
+            "annotations": {
+                ANN_BACKUP_OF: name,
+                ANN_BACKUP_AT: rfc3339(now),
+                ANN_BACKUP_RV: str(meta.get("resourceVersion", "")),
+                **{k: v for k, v in (meta.get("annotations") or {}).items() if k in ROTATION_ANNOTATIONS},
+            },
+        },
+        "type": current.get("type", "Opaque"),
+        "data": dict(current.get("data") or {}),
+    }
+
+
+def _backup_order(backup: dict[str, Any]) -> tuple[str, int]:
+    meta = backup.get("metadata") or {}
+    ann = meta.get("annotations") or {}
+    try:
+        rv = int(meta.get("resourceVersion") or 0)
+    except ValueError:
+        rv = 0
+    return (str(ann.get(ANN_BACKUP_AT, "")), rv)
+
+
+# --- the imperative shell ----------------------------------------------------------
+
+
+class SecretWriter:
+    def __init__(
+        self,
+        api: KubeAPI,
+        clock: Callable[[], datetime],
+        events: EventRecorder | None = None,
+        retention: int = 3,
+        max_conflicts: int = 5,
+    ) -> None:
+        self.api = api
+        self.clock = clock
+        self.events = events
+        self.retention = max(1, retention)
+        self.max_conflicts = max_conflicts
+        self.log = get_logger("rotator.writer")
+
+    def backups(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        """rotator's backups of one Secret, newest first."""
+        items = self.api.items(SECRETS, namespace, label_selector=f"{LABEL_BACKUP_OF}={label_value(name)}")
+        own = [b for b in items if ((b.get("metadata") or {}).get("annotations") or {}).get(ANN_BACKUP_OF) == name]
+        return sorted(own, key=_backup_order, reverse=True)
+
+    def _ensure_backup(self, current: dict[str, Any], existing: list[dict[str, Any]]) -> str:
+        rv = str((current.get("metadata") or {}).get("resourceVersion", ""))
+        for b in existing:
+            if ((b.get("metadata") or {}).get("annotations") or {}).get(ANN_BACKUP_RV) == rv:
+                return str(b["metadata"]["name"])
+        ns = current["metadata"]["namespace"]
+        created = self.api.create(SECRETS, ns, backup_secret(current, self.clock()))
+        return str(created["metadata"]["name"])
+
+    def _prune(self, namespace: str, name: str) -> None:
+        for old in self.backups(namespace, name)[self.retention :]:
+            try:
+                self.api.delete(SECRETS, namespace, old["metadata"]["name"])
+            except ApiError as exc:
+                self.log.warning("backup not pruned", namespace=namespace, secret=name, error=str(exc))
+
+    def _event(self, obj: dict[str, Any], reason: str, action: str, note: str, warning: bool = False) -> None:
+        if self.events is not None:
+            self.events.record(obj, reason, action, note, warning)
+
+    def write(
+        self,
+        namespace: str,
+        name: str,
+        material: Material,
+        references: Sequence[Reference],
+        still_needed: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> Outcome:
+        """Rotate one Secret copy; returns what happened, never raises for API trouble."""
+        now = self.clock()
+        stub = {"kind": "Secret", "metadata": {"namespace": namespace, "name": name}}
+        problems = validate(material, references, now)
+        if problems:
+            note = "; ".join(f"{f.code}: {f.message}" for f in problems)
+            self._event(
+                stub, "RotationFailed", "Validate", f"new certificate rejected before writing: {note}", warning=True
+            )
+            return Outcome(namespace, name, "failed", f"validation failed: {note}", findings=tuple(problems))
+        serial, _ = leaf_facts(material.chain_pem)
+        try:
+            return self._write(namespace, name, material, serial, still_needed)
+        except ApiError as exc:
+            self._event(stub, "RotationFailed", "Update", str(exc), warning=True)
+            return Outcome(namespace, name, "failed", str(exc), serial=serial)
+
+    def _write(
+        self,
+        namespace: str,
+        name: str,
+        material: Material,
+        serial: str,
+        still_needed: Callable[[dict[str, Any]], bool] | None,
+    ) -> Outcome:
+        for attempt in range(self.max_conflicts):
+            current = self.api.get(SECRETS, namespace, name)
+            if current is None:
+                try:
+                    created = self.api.create(SECRETS, namespace, new_secret(namespace, name, material, self.clock()))
+                except ApiError as exc:
+                    if exc.status == 409:  # someone created it meanwhile: read it and decide again
+                        continue
+                    raise
+                self._event(created, "Rotated", "Create", f"created with certificate serial {serial}")
+                return Outcome(namespace, name, "created", "Secret created", serial=serial)
+            annotations = (current.get("metadata") or {}).get("annotations") or {}
+            if annotations.get(ANN_SERIAL) == serial:
+                # Our own earlier write (e.g. the response was lost on a reset): done.
+                return Outcome(namespace, name, "unchanged", "already holds this certificate", serial=serial)
+            if attempt and still_needed is not None and not still_needed(current):
+                return Outcome(namespace, name, "skipped", "rotated concurrently by another writer; nothing to do")
+            backup = self._ensure_backup(current, self.backups(namespace, name))
+            try:
+                updated = self.api.update(SECRETS, namespace, updated_secret(current, material, self.clock()))
+            except ApiError as exc:
+                if exc.status == 409:
+                    self.log.info("conflict; re-reading", namespace=namespace, secret=name, attempt=attempt + 1)
+                    continue
+                raise
+            self._prune(namespace, name)
+            self._event(
+                updated,
+                "Rotated",
+                "Update",
+                f"rotated to certificate serial {serial}; previous version kept in Secret {backup}",
+            )
+            return Outcome(namespace, name, "rotated", "Secret updated", backup=backup, serial=serial)
+        return Outcome(
+            namespace, name, "failed", f"gave up after {self.max_conflicts} conflicting writes", serial=serial
+        )
+
+    def rollback(
+        self,
+        namespace: str,
+        name: str,
+        references: Sequence[Reference],
+        to: str | None = None,
+        dry_run: bool = False,
+    ) -> Outcome:
+        """Restore the newest (or the named) backup, under the same safety rules as a rotation."""
+        try:
+            return self._rollback(namespace, name, references, to, dry_run)
+        except ApiError as exc:
+            return Outcome(namespace, name, "failed", str(exc))
+
+    def _rollback(
+        self, namespace: str, name: str, references: Sequence[Reference], to: str | None, dry_run: bool
+    ) -> Outcome:
+        for _attempt in range(self.max_conflicts):
+            backups = self.backups(namespace, name)
+            current = self.api.get(SECRETS, namespace, name)
+            current_data = decoded(current) if current else {}
+            if to is not None:
+                chosen = next((b for b in backups if b["metadata"]["name"] == to), None)
+                if chosen is None:
+                    return Outcome(namespace, name, "failed", f"no backup named {to!r} of Secret {namespace}/{name}")
+            else:
+                # the newest backup that differs from what is there now
+                chosen = next((b for b in backups if decoded(b) != current_data), None)
+                if chosen is None:
+                    return Outcome(namespace, name, "failed", f"no backup of Secret {namespace}/{name} to restore")
+            data = decoded(chosen)
+            family = select_server_keys(data)
+            if family is None:
+                return Outcome(namespace, name, "failed", f"backup {chosen['metadata']['name']} has no usable keys")
+            material = Material(data[family[0]], data[family[1]])
+            problems = validate(material, references, self.clock(), family)
+            if problems:
+                note = "; ".join(f"{f.code}: {f.message}" for f in problems)
+                if current is not None and not dry_run:
+                    self._event(current, "RollbackFailed", "Validate", f"backup rejected: {note}", warning=True)
+                return Outcome(
+                    namespace,
+                    name,
+                    "failed",
+                    f"backup {chosen['metadata']['name']} failed validation: {note}",
+                    findings=tuple(problems),
+                )
+            serial, _ = leaf_facts(material.chain_pem)
+            if dry_run:
+                return Outcome(
+                    namespace,
+                    name,
+                    "rolled-back",
+                    f"would restore {chosen['metadata']['name']}",
+                    backup=chosen["metadata"]["name"],
+                    serial=serial,
+                )
+            restored_ann = {
+                k: v for k, v in ((chosen["metadata"].get("annotations") or {}).items()) if k in ROTATION_ANNOTATIONS
+            }
+            if current is None:
+                body = {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "type": chosen.get("type", "Opaque"),
+                    "metadata": {
+                        "name": name,
+                        "namespace": namespace,
+                        "annotations": {**restored_ann, ANN_ROLLED_BACK_AT: rfc3339(self.clock())},
+                    },
+                    "data": dict(chosen.get("data") or {}),
+                }
+                self.api.create(SECRETS, namespace, body)
+                return Outcome(
+                    namespace,
+                    name,
+                    "rolled-back",
+                    f"re-created from {chosen['metadata']['name']}",
+                    backup=chosen["metadata"]["name"],
+                    serial=serial,
+                )
+            self._ensure_backup(current, backups)  # the rollback itself can be undone
+            meta = dict(current["metadata"])
+            ann = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in ROTATION_ANNOTATIONS}
+            ann.update(restored_ann)
+            ann[ANN_ROLLED_BACK_AT] = rfc3339(self.clock())
+            meta["annotations"] = ann
+            meta.pop("managedFields", None)
+            body = {**current, "metadata": meta, "data": dict(chosen.get("data") or {})}
+            try:
+                updated = self.api.update(SECRETS, namespace, body)
+            except ApiError as exc:
+                if exc.status == 409:
+                    continue
+                raise
+            self._prune(namespace, name)
+            self._event(
+                updated,
+                "RolledBack",
+                "Rollback",
+                f"restored certificate serial {serial} from {chosen['metadata']['name']}",
+            )
+            return Outcome(
+                namespace,
+                name,
+                "rolled-back",
+                f"restored {chosen['metadata']['name']}",
+                backup=chosen["metadata"]["name"],
+                serial=serial,
+            )
+        return Outcome(namespace, name, "failed", f"gave up after {self.max_conflicts} conflicting writes")
