@@ -18,7 +18,6 @@ from cryptography.x509.oid import ExtensionOID
 
 from rotator.model import CertificateInfo
 
-_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\s.*?-----END CERTIFICATE-----", re.DOTALL)
 _PEM_ANY = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
 WEAK_HASHES = ("sha1", "md5")
 
@@ -29,11 +28,32 @@ class Bundle:
     errors: tuple[str, ...]
 
 
+_BEGIN = b"-----BEGIN CERTIFICATE-----"
+_END = b"-----END CERTIFICATE-----"
+
+
+def _cert_blocks(data: bytes) -> list[bytes]:
+    """CERTIFICATE blocks by linear scan (a lazy regex is quadratic on BEGINs without END)."""
+    blocks: list[bytes] = []
+    pos = 0
+    while True:
+        start = data.find(_BEGIN, pos)
+        if start < 0:
+            return blocks
+        end = data.find(_END, start + len(_BEGIN))
+        if end < 0:
+            return blocks
+        nxt = data.rfind(_BEGIN, start, end)  # a BEGIN with no END before the next BEGIN: skip it
+        start = nxt
+        blocks.append(data[start : end + len(_END)])
+        pos = end + len(_END)
+
+
 def parse_bundle(data: bytes) -> Bundle:
     """All certificates in a PEM blob, in order, with a message for each block that fails."""
     certs: list[x509.Certificate] = []
     errors: list[str] = []
-    blocks = _PEM_CERT.findall(data)
+    blocks = _cert_blocks(data)
     for i, block in enumerate(blocks):
         try:
             certs.append(x509.load_pem_x509_certificate(block))
@@ -41,7 +61,9 @@ def parse_bundle(data: bytes) -> Bundle:
             errors.append(f"certificate block {i + 1} does not parse: {_short(exc)}")
     if not blocks:
         kinds = sorted({m.decode() for m in _PEM_ANY.findall(data)})
-        if kinds:
+        if "CERTIFICATE" in kinds:
+            errors.append("a CERTIFICATE block has no END line (truncated?)")
+        elif kinds:
             errors.append(f"no CERTIFICATE block (found {', '.join(kinds)})")
         elif data.strip():
             errors.append("not PEM: no '-----BEGIN CERTIFICATE-----' block")

@@ -15,6 +15,7 @@ from rotator import certs as c
 from rotator.findings import finding
 from rotator.hosts import coverage_targets, covered
 from rotator.model import Credential, CredentialSpec, Finding, Inventory, ObjectRef, State
+from rotator.timeutil import rfc3339
 
 # Secret types istiod's informer never sees (§2.7).
 INVISIBLE_TYPES = frozenset({"helm.sh/release.v1", "kubernetes.io/service-account-token"})
@@ -214,7 +215,7 @@ def _inspect_server(
             )
     found.extend(_chain_findings(chain, obj, family[0]))
     expired = False
-    if c.not_after(leaf) <= now:
+    if c.not_after(leaf) < now:  # notAfter is inclusive (RFC 5280 §4.1.2.5)
         expired = True
         found.append(finding("cert-expired", f"{obj}: certificate expired at {_ts(c.not_after(leaf))}.", obj))
     elif c.not_before(leaf) > now:
@@ -222,7 +223,7 @@ def _inspect_server(
             finding("cert-not-yet-valid", f"{obj}: certificate is not valid before {_ts(c.not_before(leaf))}.", obj)
         )
     for i, cert in enumerate(chain[1:], 2):
-        if c.not_after(cert) <= now:
+        if c.not_after(cert) < now:
             found.append(
                 finding(
                     "cert-expired",
@@ -354,8 +355,8 @@ def _inspect_ca(
         found.append(finding("invalid-pem", f"{obj} key {key!r}: {err}.", obj))
     if not bundle.certs:
         return Credential(spec, None, "invalid", tuple(found))
-    expired = [cert for cert in bundle.certs if c.not_after(cert) <= now]
-    live = [cert for cert in bundle.certs if c.not_after(cert) > now]
+    expired = [cert for cert in bundle.certs if c.not_after(cert) < now]
+    live = [cert for cert in bundle.certs if c.not_after(cert) >= now]
     for cert in expired:
         found.append(
             finding(
@@ -385,4 +386,4 @@ def _inspect_ca(
 
 
 def _ts(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(value)

@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from rotator.findings import finding
-from rotator.loader import RawObject
 from rotator.model import (
     ConfigMap,
     DestinationRule,
@@ -28,6 +27,7 @@ from rotator.model import (
     Listener,
     ObjectRef,
     OwnerRef,
+    RawObject,
     ReferenceGrant,
     RouteDestination,
     Secret,

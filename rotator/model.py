@@ -50,6 +50,14 @@ class Source:
         return f"{self.path}#{self.document}"
 
 
+@dataclass(frozen=True)
+class RawObject:
+    """A Kubernetes object as decoded JSON/YAML, with where it came from."""
+
+    source: Source
+    body: dict[str, Any]
+
+
 # --- inventory objects -------------------------------------------------------------
 
 

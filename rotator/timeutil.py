@@ -85,9 +85,14 @@ def format_duration(d: timedelta) -> str:
 def parse_when(text: str, now: datetime) -> datetime:
     """``--at``: an ISO date or date-time, or ``+30d`` / ``-2h`` relative to ``now``."""
     s = text.strip()
+    if not s:
+        raise ValueError("empty time: use an ISO date (2026-12-01) or a relative time (+30d)")
     if s[:1] in "+-" and len(s) > 1:
         delta = parse_duration(s[1:])
-        return now + delta if s[0] == "+" else now - delta
+        try:
+            return now + delta if s[0] == "+" else now - delta
+        except OverflowError:
+            raise ValueError(f"invalid time {text!r}: out of range") from None
     try:
         if len(s) == 10:
             d = date.fromisoformat(s)
@@ -102,4 +107,6 @@ def parse_when(text: str, now: datetime) -> datetime:
 
 
 def rfc3339(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 UTC with a four-digit year (strftime's %Y drops leading zeros on Linux)."""
+    v = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}Z"

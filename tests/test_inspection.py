@@ -486,15 +486,15 @@ def test_expired_leaf() -> None:
 
 
 def test_expiry_boundary() -> None:
-    """NotBefore ≤ now < NotAfter (§4.4.2): at NotAfter the certificate is expired."""
+    """notAfter is inclusive (RFC 5280 §4.1.2.5, Go's x509 too): expired only after it."""
     leaf = f.make_leaf([HOST])
     not_after = leaf.cert.not_valid_after_utc
     at = f.cred(check(f.secret(NAME, leaf=leaf), now=not_after), NAME)
-    before = f.cred(check(f.secret(NAME, leaf=leaf), now=not_after - timedelta(seconds=1)), NAME)
-    expect(at, "cert-expired", "critical")
-    assert at.state == "expired"
-    absent(before, "cert-expired")
-    assert before.state == "due"
+    after = f.cred(check(f.secret(NAME, leaf=leaf), now=not_after + timedelta(seconds=1)), NAME)
+    expect(after, "cert-expired", "critical")
+    assert after.state == "expired"
+    absent(at, "cert-expired")
+    assert at.state == "due"
 
 
 def test_expired_intermediate_is_an_error() -> None:

@@ -297,11 +297,30 @@ def test_missing_path_raises_naming_it(tmp_path: Path) -> None:
     assert "no such file" in str(info.value)
 
 
-def test_undecodable_file_raises_naming_it(tmp_path: Path) -> None:
-    p = write(tmp_path / "binary.yaml", b"\xff\xfe\x00\x81garbage")
-    with pytest.raises(InputError) as info:
-        load([str(p)])
-    assert str(p) in str(info.value)
+def test_undecodable_file_is_reported_and_the_other_files_still_load(tmp_path: Path) -> None:
+    write(tmp_path / "a-binary.yaml", b"\xff\xfe\x00\x81garbage")
+    write(
+        tmp_path / "b-latin1.yaml", "# caf\xe9\napiVersion: v1\nkind: Secret\nmetadata: {name: x}\n".encode("latin-1")
+    )
+    write(tmp_path / "c-good.yaml", b"apiVersion: v1\nkind: Secret\nmetadata: {name: ok}\n")
+    result = load([str(tmp_path)])
+    assert [o.body["metadata"]["name"] for o in result.objects] == ["ok"]
+    assert sorted(e.source.path.rsplit("/", 1)[-1] for e in result.errors) == ["a-binary.yaml", "b-latin1.yaml"]
+    assert all("not UTF-8" in e.message for e in result.errors)
+
+
+def test_bad_tag_values_never_crash_and_never_echo_the_value() -> None:
+    secret_text = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg"
+    text = (
+        'apiVersion: v1\nkind: Secret\nmetadata: {name: a}\nstringData: {tls.key: !!int "' + secret_text + '"}\n'
+        '---\napiVersion: v1\nkind: Secret\nmetadata: {name: b}\ndata: {a: !!timestamp "2024-13-99x"}\n'
+        "---\napiVersion: v1\nkind: Secret\nmetadata: {name: c}\n"
+    )
+    result = LoadResult()
+    parse_text(text, "t.yaml", result)
+    assert [o.body["metadata"]["name"] for o in result.objects] == ["c"]
+    assert [e.source.document for e in result.errors] == [0, 1]
+    assert not any(secret_text[:12] in e.message for e in result.errors)
 
 
 # --- inventory: kinds we ignore --------------------------------------------------------

@@ -135,7 +135,7 @@ def test_state_and_action(scenario: str) -> None:
 
 
 def test_states_over_time_for_one_certificate() -> None:
-    """ok until renew_at, due from renew_at (inclusive), expired from not_after (inclusive)."""
+    """ok until renew_at, due from renew_at (inclusive), expired after not_after (notAfter is inclusive)."""
     leaf = fresh()
     renew_at, not_after = f.t(50), f.t(80)
     second = timedelta(seconds=1)
@@ -144,7 +144,8 @@ def test_states_over_time_for_one_certificate() -> None:
         (renew_at - second, "ok"),
         (renew_at, "due"),
         (not_after - second, "due"),
-        (not_after, "expired"),
+        (not_after, "due"),
+        (not_after + second, "expired"),
         (f.t(400), "expired"),
     ]
     for now, state in timeline:

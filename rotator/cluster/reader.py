@@ -20,8 +20,7 @@ from typing import Any
 from rotator.cluster.api import CONFIGMAPS, PODS, SECRETS, ApiError, KubeAPI, ResourceType
 from rotator.discovery import CACERT_SUFFIX, GATEWAY_LABEL_KEYS, DiscoveryOptions, discover
 from rotator.inventory import build_inventory
-from rotator.loader import RawObject
-from rotator.model import Finding, Inventory, Source
+from rotator.model import Finding, Inventory, RawObject, Source
 
 ISTIO = "networking.istio.io"
 GATEWAY_API = "gateway.networking.k8s.io"
