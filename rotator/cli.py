@@ -121,21 +121,56 @@ def _common(parser: argparse.ArgumentParser, top: bool) -> None:
     )
 
 
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--at -12h`` → ``--at=-12h``: argparse takes a leading '-' for an option."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--at" and i + 1 < len(argv) and argv[i + 1][:1] == "-" and argv[i + 1][1:2].isdigit():
+            out.append(f"--at={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:  # argparse exits 2 on bad usage; our 2 means CRITICAL
         code = exc.code if isinstance(exc.code, int) else 3
         return 0 if code == 0 else 3
     if args.command is None:
         parser.print_help()
         return 3
-    if args.command == "check":
-        return _check(args, stdin or sys.stdin, stdout or sys.stdout)
-    if args.command == "rollback":
-        return _rollback(args, stdout or sys.stdout)
+    out = stdout or sys.stdout
+    try:
+        if args.command == "check":
+            return _check(args, stdin or sys.stdin, out)
+        if args.command == "rollback":
+            return _rollback(args, out)
+    except BrokenPipeError:
+        # `rotator check -o json | head`: the reader left; that is not a failure of ours.
+        _silence_stdout()
+        return 0
+    except KeyboardInterrupt:
+        return _error("interrupted")
+    except Exception as exc:  # a bug must never look like OK or WARNING to cron/Nagios
+        import traceback
+
+        sys.stderr.write(traceback.format_exc())
+        return _error(f"internal error ({type(exc).__name__}); please report it with the trace above")
     return 3  # pragma: no cover - argparse rejects unknown commands
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _error(message: str) -> int:
@@ -201,6 +236,9 @@ def _from_files(args: argparse.Namespace, config: Any, stdin: TextIO) -> tuple[A
         loaded = load(args.filename, stdin=stdin, progress=_progress(args.filename))
     except InputError as exc:
         return _error(str(exc))
+    if not loaded.objects and not loaded.errors:
+        # An empty pipe (kubectl failed upstream) or an empty folder must not read as OK.
+        return _error(f"no Kubernetes objects in the input ({', '.join(args.filename)}): nothing was checked")
     namespace = args.namespace or config.discovery.default_namespace
     inventory, inv_findings = build_inventory(loaded.objects, default_namespace=namespace)
     input_findings = [

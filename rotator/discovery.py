@@ -37,6 +37,11 @@ CACERT_SUFFIX = "-cacert"
 GATEWAY_LABEL_KEYS = ("istio", "istio.io/gateway-name", "gateway.networking.k8s.io/gateway-name")
 
 
+# Findings about the input as a whole still name an object, as the report contract asks.
+INPUT_GATEWAYS = ObjectRef("Input", "", "gateways")
+INPUT_WORKLOADS = ObjectRef("Input", "", "workloads")
+
+
 @dataclass(frozen=True)
 class DiscoveryOptions:
     # Mirrors istiod's PILOT_SCOPE_GATEWAY_TO_NAMESPACE (§2.2).
@@ -177,6 +182,15 @@ class _Collector:
 def discover(inv: Inventory, options: DiscoveryOptions | None = None) -> tuple[list[CredentialSpec], list[Finding]]:
     options = options or DiscoveryOptions()
     col = _Collector()
+    if not inv.istio_gateways and not inv.kube_gateways:
+        col.findings.append(
+            finding(
+                "no-gateways",
+                "the input has no Istio or Gateway API Gateway: no credential was checked. Check the input "
+                "(files, namespace, kubeconfig context).",
+                INPUT_GATEWAYS,
+            )
+        )
     if inv.istio_gateways and not inv.workloads_known:
         col.findings.append(
             finding(
@@ -185,6 +199,7 @@ def discover(inv: Inventory, options: DiscoveryOptions | None = None) -> tuple[l
                 "namespaces are unknown: each classic Gateway's Secrets are checked in the Gateway's own "
                 "namespace. Add the gateway Deployment to the input (or read the live cluster) to check "
                 "where Istio really looks.",
+                INPUT_WORKLOADS,
             )
         )
     for gw in inv.istio_gateways:

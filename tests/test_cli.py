@@ -389,3 +389,65 @@ def test_progress_on_a_terminal_for_long_inputs_only(tmp_path: Path, monkeypatch
         stdout=io.StringIO(),
     )
     assert "loading manifests" not in short.getvalue()
+
+
+# --- review fixes: empty input, crashes, pipes, negative --at -----------------------
+
+
+def test_empty_input_is_unknown_not_ok(tmp_path: Path, capsys: Any) -> None:
+    (tmp_path / "empty").mkdir()
+    assert main(["check", "--dry-run", "-f", "-"], stdin=io.StringIO(""), stdout=io.StringIO()) == 3
+    assert main(["check", "--dry-run", "-f", str(tmp_path / "empty")], stdout=io.StringIO()) == 3
+    assert "nothing was checked" in capsys.readouterr().err
+
+
+def test_input_without_gateways_warns(tmp_path: Path) -> None:
+    path = write(tmp_path, "s.yaml", f.secret("orphan", leaf=f.make_leaf()))
+    code, doc = run_json("-f", str(path), "--at", "2026-06-01")
+    check_contract(doc)
+    assert code == 1
+    assert [x["code"] for x in doc["findings"]] == ["no-gateways"]
+
+
+def test_gateway_only_input_still_satisfies_the_contract(tmp_path: Path) -> None:
+    path = write(tmp_path, "g.yaml", f.gateway("gw", [f.server(["app.example.com"], "app-tls")]))
+    _, doc = run_json("-f", str(path), "--at", "2026-06-01")
+    check_contract(doc)  # the no-workloads finding names an object too
+    assert doc["findings"][0]["object"] == {"kind": "Input", "namespace": "", "name": "workloads"}
+
+
+def test_negative_relative_at_with_a_space(tmp_path: Path) -> None:
+    path = str(healthy(tmp_path))
+    code, doc = run_json("-f", path, "--at", "2026-06-01")
+    _, earlier = run_json("-f", path, "--at", "2026-06-01", "--at", "-12h")
+    assert code == 0
+    assert earlier["evaluated_at"] != doc["evaluated_at"]
+
+
+def test_internal_error_exits_unknown_not_warning(tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
+    import rotator.pipeline
+
+    def boom(*_a: Any, **_k: Any) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(rotator.pipeline, "run_check", boom)
+    assert main(["check", "--dry-run", "-f", str(healthy(tmp_path))], stdout=io.StringIO()) == 3
+    assert "internal error (RuntimeError)" in capsys.readouterr().err
+
+
+def test_closed_pipe_is_not_a_failure() -> None:
+    p = subprocess.run(
+        f"{sys.executable} -m rotator check --dry-run -o json -f examples --at 2026-12-01 --log-level error | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert p.stdout.strip() == "{"
+    assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr
+
+
+def test_console_script_runs() -> None:
+    exe = Path(sys.executable).parent / "rotator"
+    p = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.startswith("rotator ")
