@@ -112,12 +112,19 @@ def resolve_gateway_name(value: str, vs_namespace: str) -> tuple[str, str] | Non
     return (vs_namespace, value)
 
 
+def virtual_services_by_gateway(inv: Inventory) -> dict[tuple[str, str], list[VirtualService]]:
+    """VirtualServices indexed by the (namespace, name) of each Gateway they bind to: built once."""
+    index: dict[tuple[str, str], list[VirtualService]] = {}
+    for vs in inv.virtual_services:
+        keys = {resolve_gateway_name(g, vs.namespace) for g in vs.gateways}
+        for key in keys:
+            if key is not None:
+                index.setdefault(key, []).append(vs)
+    return index
+
+
 def bound_virtual_services(ns: str, name: str, inv: Inventory) -> list[VirtualService]:
-    return [
-        vs
-        for vs in inv.virtual_services
-        if any(resolve_gateway_name(g, vs.namespace) == (ns, name) for g in vs.gateways)
-    ]
+    return virtual_services_by_gateway(inv).get((ns, name), [])
 
 
 def server_host_applies(server_host: str, gateway_ns: str, vs_ns: str) -> tuple[bool, str]:
@@ -202,16 +209,22 @@ def discover(inv: Inventory, options: DiscoveryOptions | None = None) -> tuple[l
                 INPUT_WORKLOADS,
             )
         )
+    by_gateway = virtual_services_by_gateway(inv)
     for gw in inv.istio_gateways:
-        _discover_istio(gw, inv, options, col)
+        _discover_istio(gw, inv, options, col, by_gateway.get((gw.namespace, gw.name), []))
     for kgw in inv.kube_gateways:
         _discover_kube(kgw, inv, col)
     return col.result(), col.findings
 
 
-def _discover_istio(gw: IstioGateway, inv: Inventory, options: DiscoveryOptions, col: _Collector) -> None:
+def _discover_istio(
+    gw: IstioGateway,
+    inv: Inventory,
+    options: DiscoveryOptions,
+    col: _Collector,
+    services: list[VirtualService],
+) -> None:
     namespaces = workload_namespaces(gw, inv, options)
-    services = bound_virtual_services(gw.namespace, gw.name, inv)
     for server in gw.servers:
         if server.tls is None:
             continue
