@@ -195,11 +195,14 @@ def _inspect_server(
     if key is not None and not c.key_matches(leaf, key):
         match = next((i for i, cert in enumerate(chain[1:], 2) if c.key_matches(cert, key)), None)
         if match is not None:
+            # Envoy takes the first certificate as the leaf, so this fails to load with
+            # KEY_VALUES_MISMATCH exactly like a wrong key; the rest of the report
+            # describes the certificate the key belongs to, which is what was meant.
             found.append(
                 finding(
-                    "chain-order",
-                    f"{obj}: the private key belongs to certificate {match} of {family[0]!r}, not the first; "
-                    "the leaf must come first.",
+                    "key-mismatch",
+                    f"{obj}: the private key belongs to certificate {match} of {family[0]!r}, not the first; Envoy "
+                    "uses the first certificate as the leaf and rejects the pair. Put the leaf first.",
                     obj,
                 )
             )

@@ -88,6 +88,13 @@ def reference_is_broken(i: PolicyInput) -> Blocked | None:
     return (f"reference refused ({', '.join(sorted(bad))}); fix the reference first", None) if bad else None
 
 
+def copy_exists_elsewhere(i: PolicyInput) -> Blocked | None:
+    """The Secret exists in another namespace: copying it is the fix, not a new certificate."""
+    if "secret-wrong-namespace" in _codes(i):
+        return "the Secret exists in another namespace; copy it where Istio reads it instead of issuing anew", None
+    return None
+
+
 def managed_externally(i: PolicyInput) -> Blocked | None:
     s = i.secret
     if s is None:
@@ -119,7 +126,7 @@ def has_issuer(i: PolicyInput) -> Blocked | None:
     )
 
 
-GATES: tuple[Gate, ...] = (reference_is_broken, managed_externally, has_issuer)
+GATES: tuple[Gate, ...] = (reference_is_broken, copy_exists_elsewhere, managed_externally, has_issuer)
 
 
 def choose_issuer(

@@ -36,7 +36,7 @@ def test_demo_shows_each_state_and_action() -> None:
         ("istio-system", "mtls-credential-cacert", "client-ca"): ("ok", "none"),
         ("istio-system", "shop-tls", "server"): ("ok", "renew"),
         ("istio-system", "legacy-tls", "server"): ("expired", "skip"),
-        ("istio-system", "admin-tls", "server"): ("missing", "renew"),
+        ("istio-system", "admin-tls", "server"): ("missing", "skip"),
         ("partner-ingress", "partner-tls", "server"): ("due", "skip"),
         ("certs", "web-tls", "server"): ("ok", "none"),
         ("certs", "status-tls", "server"): ("invalid", "none"),

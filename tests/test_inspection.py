@@ -423,13 +423,14 @@ def _three_level() -> tuple[f.CA, f.CA, f.Leaf]:
     return root, inter, leaf
 
 
-def test_leaf_not_first_is_chain_order() -> None:
+def test_leaf_not_first_is_a_key_mismatch_for_envoy() -> None:
     root, inter, leaf = _three_level()
     pem = pki.cert_pem(inter.cert, leaf.cert, root.cert)
     cred = server(f.secret(NAME, data={"tls.crt": pem, "tls.key": leaf.key_pem()}))
-    hits = expect(cred, "chain-order", "error")
-    assert any("leaf must come first" in h.message for h in hits)
-    absent(cred, "key-mismatch")
+    (hit,) = expect(cred, "key-mismatch", "critical")
+    assert "Put the leaf first" in hit.message and "certificate 2" in hit.message
+    assert cred.state == "invalid"
+    expect(cred, "chain-order", "error")
     # The report describes the certificate the key belongs to.
     assert cred.certificate is not None and cred.certificate.subject == f"CN={HOST}"
 

@@ -530,3 +530,18 @@ def test_missing_client_ca_is_not_renewed() -> None:
     ca: Credential = f.cred(result, NAME, "client-ca")
     assert ca.state == "missing"
     assert ca.action == "none"
+
+
+def test_secret_in_the_wrong_namespace_is_not_reissued() -> None:
+    """Copying the existing Secret fixes it; a new certificate would waste an issuance."""
+    leaf = f.make_leaf(["app.example.com"])
+    result = f.run(
+        f.ingress(),
+        f.gateway("gw", [f.server(["app.example.com"], "app-tls")], namespace="apps"),
+        f.secret("app-tls", namespace="apps", leaf=leaf),
+        cfg={"issuers": {"ca": {"type": "ca"}}, "rules": [{"issuer": "ca"}]},
+    )
+    cred = f.cred(result, "app-tls", namespace="istio-system")
+    assert cred.state == "missing"
+    assert cred.action == "skip"
+    assert "copy it where Istio reads it" in cred.reason
