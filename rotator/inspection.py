@@ -45,7 +45,8 @@ def inspect(spec: CredentialSpec, inv: Inventory, now: datetime, options: Inspec
     found: list[Finding] = list(spec.findings)
     data = _lookup(spec, inv, obj, found)
     if data is None:
-        return Credential(spec, None, "missing", tuple(found))
+        malformed = any(f.code == "invalid-manifest" for f in found)
+        return Credential(spec, None, "invalid" if malformed else "missing", tuple(found))
     if spec.role == "server":
         return _inspect_server(spec, data, obj, now, found)
     return _inspect_ca(spec, data, obj, now, options, found)
@@ -53,9 +54,10 @@ def inspect(spec: CredentialSpec, inv: Inventory, now: datetime, options: Inspec
 
 def _lookup(spec: CredentialSpec, inv: Inventory, obj: ObjectRef, found: list[Finding]) -> dict[str, bytes] | None:
     gateways = ", ".join(sorted({f"{r.namespace}/{r.name}" for r in spec.references}))
-    refused = inv.unreadable.get((spec.kind, spec.namespace, spec.name))
-    if refused is not None:
-        found.append(finding("access-denied", f"{obj} could not be read: {refused}", obj))
+    unreadable = inv.unreadable.get((spec.kind, spec.namespace, spec.name))
+    if unreadable is not None:
+        code, why = unreadable
+        found.append(finding(code, f"{obj} could not be read: {why}", obj))
         return None
     if spec.kind == "ConfigMap":
         cm = inv.config_map(spec.namespace, spec.name)

@@ -68,6 +68,7 @@ def build_inventory(
         )
     }
     findings: list[Finding] = []
+    unreadable: dict[tuple[str, str, str], tuple[str, str]] = {}
     seen_workload_objects = False
     for raw in objects:
         body = raw.body
@@ -98,13 +99,12 @@ def build_inventory(
                 raise Malformed("metadata.namespace: expected a string")
             bucket, obj = parser(body, meta, namespace, raw.source)
         except Malformed as exc:
-            findings.append(
-                finding(
-                    "invalid-manifest",
-                    f"{raw.source}: {label}: {exc}",
-                    ObjectRef(kind, _ns_of(meta, default_namespace), _name_of(meta) or str(raw.source)),
-                )
-            )
+            message = f"{raw.source}: {label}: {exc}"
+            ref = ObjectRef(kind, _ns_of(meta, default_namespace), _name_of(meta) or str(raw.source))
+            findings.append(finding("invalid-manifest", message, ref))
+            if kind in ("Secret", "ConfigMap") and _name_of(meta):
+                # It exists but could not be read: say so on its credential, never "not found".
+                unreadable[(kind, ref.namespace, ref.name)] = ("invalid-manifest", message)
             continue
         if isinstance(obj, tuple):  # a parser may return (object, non-fatal findings)
             obj, extra = obj
@@ -120,6 +120,7 @@ def build_inventory(
         config_maps=tuple(buckets["config_maps"]),
         workloads=tuple(buckets["workloads"]),
         workloads_known=seen_workload_objects if workloads_known is None else workloads_known,
+        unreadable=unreadable,
     )
     return inventory, findings
 
@@ -183,6 +184,29 @@ def _port(value: Any, path: str) -> int | None:
 def _str_map(value: Any, path: str) -> dict[str, str]:
     m = _map(value, path)
     return {str(k): _str(v, f"{path}.{k}") for k, v in m.items()}
+
+
+def _meta_map(value: Any, path: str, where: str, ref: ObjectRef, problems: list[Finding]) -> dict[str, str]:
+    """Labels/annotations: scalar values are coerced (with a finding), so one unquoted
+    ``true`` does not make rotator forget a Secret or a gateway workload exists."""
+    out: dict[str, str] = {}
+    for k, v in _map(value, path).items():
+        if isinstance(v, bool):
+            out[str(k)] = "true" if v else "false"
+        elif isinstance(v, int | float) or v is None:
+            out[str(k)] = "" if v is None else str(v)
+        else:
+            out[str(k)] = _str(v, f"{path}.{k}")
+            continue
+        problems.append(
+            finding(
+                "invalid-manifest",
+                f"{where}: {ref}: {path}.{k} must be a string (quote it); read as {out[str(k)]!r}",
+                ref,
+                severity="warning",
+            )
+        )
+    return out
 
 
 def _str_list(value: Any, path: str) -> tuple[str, ...]:
@@ -433,6 +457,8 @@ def _decode_data(
 def _secret(body: dict[str, Any], meta: dict[str, Any], ns: str, source: Source) -> Parsed:
     ref = ObjectRef("Secret", ns, meta["name"])
     data, problems = _decode_data(body, ref, source)
+    labels = _meta_map(meta.get("labels"), "metadata.labels", str(source), ref, problems)
+    annotations = _meta_map(meta.get("annotations"), "metadata.annotations", str(source), ref, problems)
     for k, v in _map(body.get("stringData"), "stringData").items():
         data[str(k)] = _str(v, f"stringData.{k}").encode()
     owners = []
@@ -451,8 +477,8 @@ def _secret(body: dict[str, Any], meta: dict[str, Any], ns: str, source: Source)
         name=meta["name"],
         type=_str(body.get("type"), "type", "Opaque"),
         data=data,
-        labels=_str_map(meta.get("labels"), "metadata.labels"),
-        annotations=_str_map(meta.get("annotations"), "metadata.annotations"),
+        labels=labels,
+        annotations=annotations,
         owners=tuple(owners),
         resource_version=_str(meta.get("resourceVersion"), "metadata.resourceVersion"),
         source=source,
@@ -469,12 +495,17 @@ def _config_map(body: dict[str, Any], meta: dict[str, Any], ns: str, source: Sou
 
 
 def _pod(body: dict[str, Any], meta: dict[str, Any], ns: str, source: Source) -> Parsed:
-    return "workloads", Workload("Pod", ns, meta["name"], _str_map(meta.get("labels"), "metadata.labels"))
+    problems: list[Finding] = []
+    ref = ObjectRef("Pod", ns, meta["name"])
+    labels = _meta_map(meta.get("labels"), "metadata.labels", str(source), ref, problems)
+    return "workloads", (Workload("Pod", ns, meta["name"], labels), problems)
 
 
 def _controller(body: dict[str, Any], meta: dict[str, Any], ns: str, source: Source) -> Parsed:
     spec = _map(body.get("spec"), "spec")
     template = _map(spec.get("template"), "spec.template")
     tmeta = _map(template.get("metadata"), "spec.template.metadata")
-    labels = _str_map(tmeta.get("labels"), "spec.template.metadata.labels")
-    return "workloads", Workload(str(body["kind"]), ns, meta["name"], labels)
+    problems: list[Finding] = []
+    ref = ObjectRef(str(body["kind"]), ns, meta["name"])
+    labels = _meta_map(tmeta.get("labels"), "spec.template.metadata.labels", str(source), ref, problems)
+    return "workloads", (Workload(str(body["kind"]), ns, meta["name"], labels), problems)

@@ -241,9 +241,10 @@ class Inventory:
     workloads: tuple[Workload, ...] = ()
     # True when the input said nothing about workloads (pure Gateway files).
     workloads_known: bool = True
-    # (kind, namespace, name) -> why it could not be read (RBAC refusal on a live cluster):
-    # inspection reports access-denied instead of a misleading "not found".
-    unreadable: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    # (kind, namespace, name) -> (finding code, message) for objects that exist but could
+    # not be read (an RBAC refusal, a malformed manifest): inspection reports that
+    # instead of a misleading "not found".
+    unreadable: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
 
     @cached_property
     def _secrets_by_key(self) -> dict[tuple[str, str], Secret]:

@@ -927,3 +927,35 @@ def test_check_at_the_current_time_uses_the_clock() -> None:
     absent(before, "cert-expired")
     expect(after, "cert-expired", "critical")
     assert (before.state, after.state) == ("due", "expired")
+
+
+def _check_lenient(secret: dict[str, Any]) -> CheckResult:
+    """Like ``check`` but lets inventory findings through, as the CLI does."""
+    from rotator.inventory import build_inventory
+    from rotator.model import RawObject, Source
+    from rotator.pipeline import run_check
+
+    objects = [f.ingress(), f.gateway("gw", [f.server([HOST], NAME)]), secret]
+    inv, found = build_inventory([RawObject(Source("t.yaml", i), o) for i, o in enumerate(objects)])
+    return run_check(inv, f.config(), f.NOW, found)
+
+
+def test_secret_with_an_unquoted_boolean_label_is_still_inspected() -> None:
+    leaf = f.make_leaf([HOST])
+    s = f.secret(NAME, leaf=leaf)
+    s["metadata"]["labels"] = {"enabled": True}
+    result = _check_lenient(s)
+    cred = f.cred(result, NAME)
+    assert cred.state == "ok"
+    absent(cred, "secret-not-found")
+    assert any(x.code == "invalid-manifest" and "metadata.labels.enabled" in x.message for x in result.findings)
+
+
+def test_malformed_secret_is_invalid_not_missing() -> None:
+    s = f.secret(NAME, leaf=f.make_leaf([HOST]))
+    s["data"] = ["not", "a", "mapping"]
+    cred = f.cred(_check_lenient(s), NAME)
+    assert cred.state == "invalid"
+    absent(cred, "secret-not-found", "secret-wrong-namespace")
+    (hit,) = expect(cred, "invalid-manifest", "error")
+    assert "data" in hit.message

@@ -519,7 +519,9 @@ def test_secret_defaults_and_metadata() -> None:
         },
     }
     inv, findings = build(s)
-    assert findings == []
+    # an unquoted number in a label is coerced, with a warning naming the field
+    assert [(x.code, x.severity) for x in findings] == [("invalid-manifest", "warning")]
+    assert "metadata.labels.n" in findings[0].message
     (secret,) = inv.secrets
     assert secret.type == "Opaque"
     assert secret.data == {}

@@ -59,7 +59,7 @@ def read_cluster(
     options = options or DiscoveryOptions()
     result = ReadResult(Inventory())
     raws: list[RawObject] = []
-    refused: dict[tuple[str, str, str], str] = {}
+    refused: dict[tuple[str, str, str], tuple[str, str]] = {}
     groups = api.api_groups()
 
     istio_v = pick_version(groups.get(ISTIO), ("v1", "v1beta1", "v1alpha3"))
@@ -104,12 +104,12 @@ def read_cluster(
         except ApiError as exc:
             if exc.status != 403:
                 raise
-            refused[("ConfigMap", ns, name)] = str(exc)
+            refused[("ConfigMap", ns, name)] = ("access-denied", str(exc))
             continue
         if cm is not None:
             raws.append(RawObject(_source(CONFIGMAPS), cm))
     inventory, findings = build_inventory(raws, workloads_known=True)
-    result.inventory = replace(inventory, unreadable=refused)
+    result.inventory = replace(inventory, unreadable={**inventory.unreadable, **refused})
     result.findings = findings + result.findings
     return result
 
@@ -153,7 +153,11 @@ def _gateway_pods(api: KubeAPI, raws: list[RawObject], page_size: int) -> list[R
 
 
 def _secrets_in(
-    api: KubeAPI, namespace: str, names: set[str], page_size: int, refused: dict[tuple[str, str, str], str]
+    api: KubeAPI,
+    namespace: str,
+    names: set[str],
+    page_size: int,
+    refused: dict[tuple[str, str, str], tuple[str, str]],
 ) -> list[RawObject]:
     """The named Secrets of one namespace, by whichever costs fewer requests."""
     try:
@@ -176,7 +180,7 @@ def _secrets_in(
         if exc.status != 403:
             raise
         # One refused namespace never stops the others; each credential there says why.
-        refused.update({("Secret", namespace, n): str(exc) for n in names})
+        refused.update({("Secret", namespace, n): ("access-denied", str(exc)) for n in names})
         return []
 
 
