@@ -232,6 +232,16 @@ def _discover_istio(
         mode_raw = tls.get("mode")
         mode = str(mode_raw).upper() if mode_raw else "PASSTHROUGH"
         names = _credential_names(tls)
+        if tls.get("credentialName") and tls.get("credentialNames"):
+            col.findings.append(
+                finding(
+                    "invalid-manifest",
+                    f"{_where(gw)}: {gw.ref} server {server.port_name or server.index} sets both credentialName and "
+                    "credentialNames; istiod rejects the Gateway (only one certificate source may be set). "
+                    "rotator reads credentialNames.",
+                    gw.ref,
+                )
+            )
         ca_name = tls.get("caCertCredentialName")
         ca_name = str(ca_name) if ca_name else None
         where = f"server {server.port_name or server.index} (port {server.port})"
@@ -282,6 +292,10 @@ def _discover_istio(
                 _add_istio_server_credential(gw, server, raw, ns, ref, col)
             if mode in MUTUAL_MODES:
                 _add_istio_client_ca(gw, names[0], ca_name, ns, ref, inv, col)
+
+
+def _where(gw: IstioGateway) -> str:
+    return str(gw.source) if gw.source else "cluster"
 
 
 def _credential_names(tls: dict[str, object]) -> list[str]:

@@ -210,7 +210,36 @@ def _meta_map(value: Any, path: str, where: str, ref: ObjectRef, problems: list[
 
 
 def _str_list(value: Any, path: str) -> tuple[str, ...]:
-    return tuple(_str(v, f"{path}[{i}]") for i, v in enumerate(_list(value, path)))
+    items = _list(value, path)
+    for i, v in enumerate(items):
+        if v is None:
+            raise Malformed(f"{path}[{i}]: expected a string, got null")
+    return tuple(_str(v, f"{path}[{i}]") for i, v in enumerate(items))
+
+
+def _item(value: Any, path: str) -> dict[str, Any]:
+    """A list element that must be a mapping (``servers: [null]`` is an error, not nothing)."""
+    if not isinstance(value, dict):
+        raise Malformed(f"{path}: expected a mapping, got {'null' if value is None else type(value).__name__}")
+    return value
+
+
+def _tls_block(value: Any, path: str) -> dict[str, Any] | None:
+    """A server's tls block with the credential fields type-checked (the rest is passed through)."""
+    if value is None:
+        return None
+    tls = _map(value, path)
+    for key in ("mode", "credentialName", "caCertCredentialName"):
+        if tls.get(key) is not None and not isinstance(tls[key], str):
+            raise Malformed(f"{path}.{key}: expected a string, got {type(tls[key]).__name__}")
+    if tls.get("credentialNames") is not None:
+        names = tls["credentialNames"]
+        if not isinstance(names, list):
+            raise Malformed(f"{path}.credentialNames: expected a list of names, got {type(names).__name__}")
+        for i, n in enumerate(names):
+            if not isinstance(n, str):
+                raise Malformed(f"{path}.credentialNames[{i}]: expected a string, got {type(n).__name__}")
+    return tls
 
 
 # --- per-kind parsers --------------------------------------------------------------
@@ -237,9 +266,9 @@ def _istio_gateway(body: dict[str, Any], meta: dict[str, Any], ns: str, source: 
     servers = []
     for i, s in enumerate(_list(spec.get("servers"), "spec.servers")):
         path = f"spec.servers[{i}]"
-        s = _map(s, path)
+        s = _item(s, path)
         port = _map(s.get("port"), f"{path}.port")
-        tls = s.get("tls")
+        tls = _tls_block(s.get("tls"), f"{path}.tls")
         servers.append(
             IstioServer(
                 index=i,
@@ -248,7 +277,7 @@ def _istio_gateway(body: dict[str, Any], meta: dict[str, Any], ns: str, source: 
                 protocol=_str(port.get("protocol"), f"{path}.port.protocol").upper(),
                 bind=_str(s.get("bind"), f"{path}.bind"),
                 hosts=_str_list(s.get("hosts"), f"{path}.hosts"),
-                tls=None if tls is None else _map(tls, f"{path}.tls"),
+                tls=tls,
             )
         )
     return "istio_gateways", IstioGateway(
@@ -267,9 +296,9 @@ def _virtual_service(body: dict[str, Any], meta: dict[str, Any], ns: str, source
     for proto in ("http", "tls", "tcp"):
         for i, route in enumerate(_list(spec.get(proto), f"spec.{proto}")):
             rpath = f"spec.{proto}[{i}]"
-            route = _map(route, rpath)
+            route = _item(route, rpath)
             for j, rd in enumerate(_list(route.get("route"), f"{rpath}.route")):
-                rd = _map(rd, f"{rpath}.route[{j}]")
+                rd = _item(rd, f"{rpath}.route[{j}]")
                 d = _map(rd.get("destination"), f"{rpath}.route[{j}].destination")
                 dests.append(
                     RouteDestination(
@@ -305,7 +334,7 @@ def _virtual_service(body: dict[str, Any], meta: dict[str, Any], ns: str, source
 def _dest_rule(body: dict[str, Any], meta: dict[str, Any], ns: str, source: Source) -> Parsed:
     spec = _map(body.get("spec"), "spec")
     subsets = tuple(
-        _str(_map(s, f"spec.subsets[{i}]").get("name"), f"spec.subsets[{i}].name")
+        _str(_item(s, f"spec.subsets[{i}]").get("name"), f"spec.subsets[{i}].name")
         for i, s in enumerate(_list(spec.get("subsets"), "spec.subsets"))
     )
     return "destination_rules", DestinationRule(
@@ -333,7 +362,7 @@ def _kube_gateway(body: dict[str, Any], meta: dict[str, Any], ns: str, source: S
     listeners = []
     for i, lst in enumerate(_list(spec.get("listeners"), "spec.listeners")):
         path = f"spec.listeners[{i}]"
-        lst = _map(lst, path)
+        lst = _item(lst, path)
         tls_raw = lst.get("tls")
         tls = None if tls_raw is None else _map(tls_raw, f"{path}.tls")
         refs: tuple[SecretObjectRef, ...] = ()
@@ -387,7 +416,7 @@ def _kube_gateway(body: dict[str, Any], meta: dict[str, Any], ns: str, source: S
     if front.get("default") is not None:
         _validation(front["default"], "spec.tls.frontend.default", None)
     for j, pp in enumerate(_list(front.get("perPort"), "spec.tls.frontend.perPort")):
-        pp = _map(pp, f"spec.tls.frontend.perPort[{j}]")
+        pp = _item(pp, f"spec.tls.frontend.perPort[{j}]")
         _validation(
             pp.get("tls"),
             f"spec.tls.frontend.perPort[{j}].tls",
@@ -407,7 +436,7 @@ def _reference_grant(body: dict[str, Any], meta: dict[str, Any], ns: str, source
     spec = _map(body.get("spec"), "spec")
     froms = []
     for i, f in enumerate(_list(spec.get("from"), "spec.from")):
-        f = _map(f, f"spec.from[{i}]")
+        f = _item(f, f"spec.from[{i}]")
         froms.append(
             GrantFrom(
                 group=_str(f.get("group"), f"spec.from[{i}].group"),
@@ -417,7 +446,7 @@ def _reference_grant(body: dict[str, Any], meta: dict[str, Any], ns: str, source
         )
     tos = []
     for i, t in enumerate(_list(spec.get("to"), "spec.to")):
-        t = _map(t, f"spec.to[{i}]")
+        t = _item(t, f"spec.to[{i}]")
         name = t.get("name")
         tos.append(
             GrantTo(

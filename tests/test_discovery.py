@@ -814,3 +814,13 @@ def test_gateway_api_frontend_configmap_in_another_namespace_needs_a_configmap_g
     allowed = f.run(*objs, f.reference_grant("configmaps", "pki", from_ns="web", kind="ConfigMap"))
     assert "reference-not-permitted" in f.codes(f.cred(denied, "ca", "client-ca"))
     assert f.codes(f.cred(allowed, "ca", "client-ca")) == []
+
+
+def test_credential_name_and_credential_names_together_are_flagged() -> None:
+    from rotator.discovery import discover
+
+    gw = f.gateway("gw", [f.server(["a.example.com"], "one", credentialNames=["two"])])
+    specs, found = discover(f.inventory(f.ingress(), gw))
+    assert [s.name for s in specs] == ["two"]
+    (hit,) = [x for x in found if x.code == "invalid-manifest"]
+    assert "both credentialName and credentialNames" in hit.message and "test.yaml#1" in hit.message

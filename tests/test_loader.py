@@ -834,3 +834,30 @@ def _flatten_lists(raws: list[RawObject]) -> list[RawObject]:
         else:
             out.append(r)
     return out
+
+
+@pytest.mark.parametrize(
+    ("tls", "field"),
+    [
+        ({"mode": "SIMPLE", "credentialName": {"a": "b"}}, "tls.credentialName"),
+        ({"mode": "SIMPLE", "credentialNames": [["a"], 5]}, "tls.credentialNames[0]"),
+        ({"mode": "SIMPLE", "credentialNames": "single"}, "tls.credentialNames"),
+        ({"mode": "MUTUAL", "credentialName": "x", "caCertCredentialName": ["x"]}, "tls.caCertCredentialName"),
+        ({"mode": 1, "credentialName": "x"}, "tls.mode"),
+    ],
+)
+def test_wrong_types_in_the_tls_block_are_named(tls: dict[str, Any], field: str) -> None:
+    gw = f.gateway(
+        "gw", [{"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": ["a.b.c"], "tls": tls}]
+    )
+    inv, findings = build(gw)
+    assert inv.istio_gateways == ()
+    (hit,) = findings
+    assert hit.code == "invalid-manifest" and field in hit.message and "Gateway istio-system/gw" in hit.message
+
+
+@pytest.mark.parametrize("servers", [[None], [{"port": {"number": 443}, "hosts": [None]}]])
+def test_null_list_elements_are_errors_not_empty_values(servers: list[Any]) -> None:
+    _, findings = build(f.gateway("gw", servers))
+    assert [x.code for x in findings] == ["invalid-manifest"]
+    assert "null" in findings[0].message
