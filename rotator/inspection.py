@@ -49,7 +49,7 @@ def inspect(spec: CredentialSpec, inv: Inventory, now: datetime, options: Inspec
         return Credential(spec, None, "invalid" if malformed else "missing", tuple(found))
     if spec.role == "server":
         return _inspect_server(spec, data, obj, now, found)
-    return _inspect_ca(spec, data, obj, now, options, found)
+    return _inspect_ca(spec, data, obj, now, options, found, inv)
 
 
 def _lookup(spec: CredentialSpec, inv: Inventory, obj: ObjectRef, found: list[Finding]) -> dict[str, bytes] | None:
@@ -322,8 +322,22 @@ def _inspect_ca(
     now: datetime,
     options: InspectOptions,
     found: list[Finding],
+    inv: Inventory,
 ) -> Credential:
     key = select_ca_key(data)
+    if spec.kind == "Secret" and spec.name.endswith("-cacert"):
+        base = inv.secret(spec.namespace, spec.name[: -len("-cacert")])
+        inline = [k for k in CA_KEYS if base is not None and _has(base.data, k)]
+        if base is not None and inline:
+            found.append(
+                finding(
+                    "shadowed-keys",
+                    f"{obj} is the client CA Istio uses; Secret {base.namespace}/{base.name} also holds "
+                    f"{' and '.join(inline)}, which Istio ignores while {spec.name} exists (§3.3). Updating that "
+                    "inline CA has no effect.",
+                    obj,
+                )
+            )
     if key is None:
         found.append(
             finding(
@@ -362,6 +376,23 @@ def _inspect_ca(
         return Credential(spec, None, "invalid", tuple(found))
     expired = [cert for cert in bundle.certs if c.not_after(cert) < now]
     live = [cert for cert in bundle.certs if c.not_after(cert) >= now]
+    valid_now = [cert for cert in live if c.not_before(cert) <= now]
+    for cert in live:
+        if c.not_before(cert) > now:
+            found.append(
+                finding(
+                    "cert-not-yet-valid",
+                    f"{obj}: client CA {cert.subject.rfc4514_string()} is not valid before "
+                    f"{_ts(c.not_before(cert))}"
+                    + (
+                        "; no CA in the bundle is valid now, so every client certificate is refused."
+                        if not valid_now
+                        else "."
+                    ),
+                    obj,
+                    severity=None if not valid_now else "warning",
+                )
+            )
     for cert in expired:
         found.append(
             finding(
@@ -386,8 +417,12 @@ def _inspect_ca(
                     obj,
                 )
             )
-    soonest = min(live or list(bundle.certs), key=c.not_after)
-    return Credential(spec, c.describe(bundle.certs, soonest), _state(found, not live), tuple(found))
+    soonest = min(valid_now or live or list(bundle.certs), key=c.not_after)
+    # A future CA next to a current one is a staged roll-over, not a broken bundle.
+    state = _state([f for f in found if f.code != "cert-not-yet-valid"], not live)
+    if state == "ok" and not valid_now:
+        state = "invalid"  # only not-yet-valid CAs: nothing verifies a client today
+    return Credential(spec, c.describe(bundle.certs, soonest), state, tuple(found))
 
 
 def _ts(value: datetime) -> str:

@@ -959,3 +959,31 @@ def test_malformed_secret_is_invalid_not_missing() -> None:
     absent(cred, "secret-not-found", "secret-wrong-namespace")
     (hit,) = expect(cred, "invalid-manifest", "error")
     assert "data" in hit.message
+
+
+def test_inline_ca_shadowed_by_a_cacert_secret_is_reported() -> None:
+    leaf = f.make_leaf([HOST])
+    used, ignored = f.make_ca("Used CA"), f.make_ca("Ignored CA")
+    result = check(
+        f.secret(NAME, data={**tls_data(leaf), "ca.crt": ignored.pem()}),
+        mode="MUTUAL",
+        extra=(f.secret(f"{NAME}-cacert", data={"cacert": used.pem()}, type_="Opaque"),),
+    )
+    ca = client_ca(result, f"{NAME}-cacert")
+    (hit,) = expect(ca, "shadowed-keys", "warning", obj=ObjectRef("Secret", "istio-system", f"{NAME}-cacert"))
+    assert "ca.crt" in hit.message and "no effect" in hit.message
+    assert ca.certificate is not None and ca.certificate.subject == "CN=Used CA"
+
+
+def test_client_ca_not_yet_valid() -> None:
+    leaf = f.make_leaf([HOST])
+    future = f.make_ca("Future CA", nb=10, na=400)
+    result = _mutual_with({**tls_data(leaf), "ca.crt": future.pem()})
+    ca = client_ca(result)
+    (hit,) = expect(ca, "cert-not-yet-valid", "critical")
+    assert "Future CA" in hit.message and "every client certificate is refused" in hit.message
+    assert ca.state == "invalid"
+    current = f.make_ca("Current CA")
+    both = client_ca(_mutual_with({**tls_data(leaf), "ca.crt": future.pem() + current.pem()}))
+    expect(both, "cert-not-yet-valid", "warning")
+    assert both.state == "ok"
