@@ -156,15 +156,26 @@ def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """``ROTATOR_RENEWAL__RENEW_BEFORE=720h`` → ``{"renewal": {"renew_before": "720h"}}``."""
+    return env_overrides_with_origin(environ)[0]
+
+
+def env_overrides_with_origin(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The override tree, and which variable set each dotted path (for error messages).
+
+    Only variables whose first segment names a top-level setting count: Kubernetes
+    injects ``ROTATOR_SERVICE_HOST``, ``ROTATOR_PORT`` and friends for a Service called
+    ``rotator``, and those must never abort a run. An empty value means "not set".
+    """
     tree: dict[str, Any] = {}
+    origin: dict[str, str] = {}
     for name, raw in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX) or name in ENV_RESERVED:
+        if not name.startswith(ENV_PREFIX) or name in ENV_RESERVED or not raw.strip():
             continue
         path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
-        if not path:
+        if not path or path[0] not in Config.model_fields:
             continue
         try:
-            value = yaml.safe_load(raw) if raw.strip() else raw
+            value = yaml.safe_load(raw)
         except yaml.YAMLError:
             value = raw
         if not isinstance(value, bool | list | dict) and value is not None:
@@ -172,7 +183,8 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
             # "01", not the integer 1 (which the string field would then reject).
             value = raw
         _set_path(tree, path, value)
-    return tree
+        origin[".".join(path)] = name
+    return tree, origin
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -206,14 +218,14 @@ def load_config(path: str | None, environ: Mapping[str, str] | None = None) -> C
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the config must be a mapping, got {type(loaded).__name__}")
         data = loaded
-    overrides = env_overrides(environ)
+    overrides, origin = env_overrides_with_origin(environ)
     if overrides:
         data = _merge(data, overrides)
         label += " + ROTATOR_* environment"
-    return parse_config(data, label)
+    return parse_config(data, label, origin)
 
 
-def parse_config(data: dict[str, Any], label: str = "config") -> Config:
+def parse_config(data: dict[str, Any], label: str = "config", origin: Mapping[str, str] | None = None) -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
@@ -225,7 +237,8 @@ def parse_config(data: dict[str, Any], label: str = "config") -> Config:
                 msg = "unknown key"
             elif msg.startswith("Value error, "):
                 msg = msg[len("Value error, ") :]
-            lines.append(f"  {loc}: {msg}")
+            env = next((v for k, v in (origin or {}).items() if loc == k or loc.startswith(k + ".")), None)
+            lines.append(f"  {loc}: {msg}" + (f" (from {env})" if env else ""))
         raise ConfigError(f"{label}: invalid configuration:\n" + "\n".join(lines)) from None
 
 

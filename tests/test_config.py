@@ -251,3 +251,29 @@ def test_env_overrides_tree() -> None:
 def test_process_environment_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ROTATOR_CLUSTER_NAME", "from-process-env")
     assert load_config(None).cluster_name == "from-process-env"
+
+
+def test_kubernetes_service_variables_are_not_config() -> None:
+    """A Service named rotator injects ROTATOR_SERVICE_HOST, ROTATOR_PORT, ...: never fatal."""
+    env = {
+        "ROTATOR_SERVICE_HOST": "10.0.0.1",
+        "ROTATOR_SERVICE_PORT": "9090",
+        "ROTATOR_PORT": "tcp://10.0.0.1:9090",
+        "ROTATOR_PORT_9090_TCP_ADDR": "10.0.0.1",
+        "ROTATOR_E2E_INGRESS": "127.0.0.1:8443",
+    }
+    cfg = load_config(None, environ=env)
+    assert cfg.cluster_name == "default"
+
+
+def test_empty_override_means_unset(tmp_path: Path) -> None:
+    path = cfg_file(tmp_path, "renewal:\n  renew_before: 30d\n")
+    cfg = load_config(path, environ={"ROTATOR_RENEWAL__RENEW_BEFORE": ""})
+    assert cfg.renewal.renew_before == "30d"
+
+
+def test_bad_override_names_the_variable() -> None:
+    message = config_error(None, {"ROTATOR_RENEWAL__RENEW_BEFORE": "soon"})
+    assert "renewal.renew_before" in message and "ROTATOR_RENEWAL__RENEW_BEFORE" in message
+    message = config_error(None, {"ROTATOR_RENEWAL__RENEW_BEFOR": "30d"})
+    assert "unknown key" in message and "ROTATOR_RENEWAL__RENEW_BEFOR" in message
