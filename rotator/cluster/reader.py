@@ -92,12 +92,25 @@ def read_cluster(
         if spec.role == "client-ca" and not spec.name.endswith(CACERT_SUFFIX):
             # discovery chose <name> because <name>-cacert was not known yet; fetch both
             wanted_secrets[spec.namespace].add(spec.name + CACERT_SUFFIX)
+    found: set[tuple[str, str]] = set()
+    for ns in sorted(wanted_secrets):
+        got = _secrets_in(api, ns, wanted_secrets[ns], page_size, refused)
+        found |= {(ns, r.body["metadata"]["name"]) for r in got}
+        raws += got
+    # Second phase, only for server Secrets that are missing: the usual mistake is a copy
+    # next to the Gateway resource (secret-wrong-namespace). Looking there only when
+    # needed keeps rotator out of namespaces it has no business reading.
+    hints: dict[str, set[str]] = defaultdict(set)
+    for spec in specs:
+        if spec.kind != "Secret" or spec.role != "server" or (spec.namespace, spec.name) in found:
+            continue
+        if ("Secret", spec.namespace, spec.name) in refused:
+            continue
         for ref in spec.references:
             if ref.group == ISTIO and ref.namespace != spec.namespace:
-                # the usual mistake: the Secret sits next to the Gateway (secret-wrong-namespace)
-                wanted_secrets[ref.namespace].add(spec.name)
-    for ns in sorted(wanted_secrets):
-        raws += _secrets_in(api, ns, wanted_secrets[ns], page_size, refused)
+                hints[ref.namespace].add(spec.name)
+    for ns in sorted(hints):
+        raws += _secrets_in(api, ns, hints[ns], page_size, {})  # a refusal here only loses the hint
     for ns, name in sorted(wanted_maps):
         try:
             cm = api.get(CONFIGMAPS, ns, name)
@@ -163,7 +176,9 @@ def _secrets_in(
     try:
         if len(names) <= 2:
             return _get_each(api, namespace, names)
-        probe = next(api.list_pages(SECRETS, namespace, field_selector=SECRET_FIELD_SELECTOR, limit=1))
+        # The API server omits remainingItemCount when a selector is set, so the size
+        # probe goes without one (it may count Helm releases too: an overestimate is safe).
+        probe = next(api.list_pages(SECRETS, namespace, limit=1))
         meta = probe.get("metadata") or {}
         remaining = meta.get("remainingItemCount")
         if remaining is None and meta.get("continue"):

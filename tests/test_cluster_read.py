@@ -1,0 +1,163 @@
+"""Reading a live cluster through the real kubernetes client and the fake API server."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rotator.cli import main
+from rotator.cluster.api import ApiError
+from rotator.cluster.reader import read_cluster
+from tests import factory as f
+from tests import kube
+from tests.fakeapi import FakeCluster
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_NAMESPACES = ("partner-ingress", "certs", "admin")
+
+
+def cli_json(*args: str) -> tuple[int, dict[str, Any]]:
+    out = io.StringIO()
+    code = main(["check", "--dry-run", "-o", "json", "--log-level", "error", *args], stdout=out)
+    return code, json.loads(out.getvalue()) if out.getvalue() else {}
+
+
+@pytest.fixture
+def examples_cluster(tmp_path: Path) -> Any:
+    with FakeCluster(rbac_manifests=kube.deploy_rbac(EXAMPLE_NAMESPACES)) as cluster:
+        kube.seed(cluster, ROOT / "examples")
+        yield cluster, cluster.kubeconfig(tmp_path / "kubeconfig")
+
+
+def test_live_dry_run_equals_the_same_objects_as_files(examples_cluster: Any) -> None:
+    cluster, kubeconfig = examples_cluster
+    common = ("--config", str(ROOT / "config/rotator.yaml"), "--at", "2026-12-01")
+    code_files, files = cli_json("-f", str(ROOT / "examples"), *common)
+    code_live, live = cli_json("--kubeconfig", str(kubeconfig), *common)
+    assert code_live == code_files == 2
+    assert live["credentials"] == files["credentials"]
+    assert live["findings"] == files["findings"]
+    assert live["summary"] == files["summary"]
+    assert cluster.denied() == []
+
+
+def test_reads_only_what_matters(tmp_path: Path) -> None:
+    """Referenced Secrets only, in the namespaces that need them; LIST where it beats GETs."""
+    with FakeCluster(rbac_manifests=kube.deploy_rbac()) as cluster:
+        kube.seed_object(cluster, f.ingress())
+        for i in range(30):
+            kube.seed_object(cluster, f.gateway(f"gw{i}", [f.server([f"h{i}.example.com"], f"tls-{i}")]))
+            kube.seed_object(cluster, f.secret(f"tls-{i}", leaf=f.make_leaf([f"h{i}.example.com"])))
+        for i in range(300):  # unrelated Secrets next to them
+            kube.seed_object(cluster, f.secret(f"other-{i}", data={"k": b"v"}, type_="Opaque"))
+        for i in range(500):  # and elsewhere
+            kube.seed_object(cluster, f.secret(f"app-{i}", namespace="apps", data={"k": b"v"}, type_="Opaque"))
+        api = kube.api(cluster.kubeconfig(tmp_path / "kc"))
+        result = read_cluster(api)
+        assert len(result.inventory.secrets) == 30
+        secret_requests = [r for r in cluster.requests if r.resource == "secrets"]
+        assert all(r.namespace == "istio-system" for r in secret_requests), "read Secrets outside gateway namespaces"
+        assert all(r.verb == "list" for r in secret_requests)  # 30 names: a paginated LIST beats 30 GETs
+        assert len(secret_requests) <= 3  # probe + 1 page of 500
+        assert api.stats.requests == len(cluster.requests) <= 12  # O(kinds × namespaces), not O(objects)
+        assert cluster.denied() == []
+
+
+def test_few_referenced_secrets_are_fetched_by_get(tmp_path: Path) -> None:
+    with FakeCluster(rbac_manifests=kube.deploy_rbac()) as cluster:
+        kube.seed_object(cluster, f.ingress())
+        kube.seed_object(cluster, f.gateway("gw", [f.server(["a.example.com"], "tls-a")]))
+        kube.seed_object(cluster, f.secret("tls-a", leaf=f.make_leaf(["a.example.com"])))
+        for i in range(2000):
+            kube.seed_object(cluster, f.secret(f"other-{i}", data={"k": b"v"}, type_="Opaque"))
+        api = kube.api(cluster.kubeconfig(tmp_path / "kc"))
+        result = read_cluster(api)
+        assert [s.name for s in result.inventory.secrets] == ["tls-a"]
+        secret_requests = [(r.verb, r.name) for r in cluster.requests if r.resource == "secrets"]
+        assert secret_requests == [("get", "tls-a")]
+
+
+def test_missing_crds_are_normal(tmp_path: Path) -> None:
+    with FakeCluster(rbac_manifests=kube.deploy_rbac(("web",)), disabled_groups={"networking.istio.io"}) as cluster:
+        kube.seed_object(
+            cluster, f.kube_gateway("web", "web", [f.listener("https", "www.example.net", [{"name": "web-tls"}])])
+        )
+        kube.seed_object(cluster, f.secret("web-tls", namespace="web", leaf=f.make_leaf(["www.example.net"])))
+        code, doc = cli_json("--kubeconfig", str(cluster.kubeconfig(tmp_path / "kc")), "--at", "2026-06-01")
+        assert code == 0
+        assert [(c["namespace"], c["name"], c["state"]) for c in doc["credentials"]] == [("web", "web-tls", "ok")]
+        assert not any("/apis/networking.istio.io" in r.path for r in cluster.requests if r.status == 200)
+    with FakeCluster(disabled_groups={"networking.istio.io", "gateway.networking.k8s.io"}) as cluster:
+        code, doc = cli_json("--kubeconfig", str(cluster.kubeconfig(tmp_path / "kc2")))
+        assert code == 1
+        assert [x["code"] for x in doc["findings"]] == ["no-gateways"]
+
+
+def test_refused_namespace_is_reported_and_the_others_checked(tmp_path: Path) -> None:
+    """Only istio-system has the Secret Role: Secrets elsewhere say access-denied, with the verb."""
+    with FakeCluster(rbac_manifests=kube.deploy_rbac()) as cluster:
+        kube.seed(cluster, ROOT / "examples")
+        code, doc = cli_json("--kubeconfig", str(cluster.kubeconfig(tmp_path / "kc")), "--at", "2026-12-01")
+    creds = {(c["namespace"], c["name"]): c for c in doc["credentials"]}
+    web = creds[("certs", "web-tls")]
+    assert web["state"] == "missing"
+    (denied,) = [x for x in web["findings"] if x["code"] == "access-denied"]
+    assert "forbidden" in denied["message"] and "'get'" in denied["message"] and "'certs'" in denied["message"]
+    assert creds[("istio-system", "api-tls-secret")]["state"] == "due"
+    assert code == 2
+
+
+def test_cluster_wide_refusal_exits_unknown_naming_verb_and_resource(tmp_path: Path, capsys: Any) -> None:
+    rbac = kube.deploy_rbac()
+    for d in rbac:
+        if d["kind"] == "ClusterRole":
+            d["rules"] = [r for r in d["rules"] if "pods" not in r["resources"]]
+    with FakeCluster(rbac_manifests=rbac) as cluster:
+        kube.seed(cluster, ROOT / "examples")
+        code, _ = cli_json("--kubeconfig", str(cluster.kubeconfig(tmp_path / "kc")))
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "list" in err and "pods" in err and "forbidden" in err
+
+
+def test_transient_errors_are_retried_with_backoff(tmp_path: Path) -> None:
+    with FakeCluster(rbac_manifests=kube.deploy_rbac()) as cluster:
+        kube.seed(cluster, ROOT / "examples/seed", ROOT / "examples/cluster/workloads.yaml")
+        sleeps: list[float] = []
+        api = kube.api(cluster.kubeconfig(tmp_path / "kc"), sleeps)
+        cluster.fault(path_contains="/gateways", status=500, times=1)
+        cluster.fault(resource="pods", drop_connection=True, times=1)
+        cluster.fault(resource="virtualservices", status=429, retry_after=7, times=1)
+        result = read_cluster(api)
+        assert {g.name for g in result.inventory.istio_gateways} == {"api-gateway", "mtls-gateway"}
+        assert api.stats.retries == 3
+        assert 7.0 in sleeps  # Retry-After honoured, without waiting for real
+        assert all(0 <= s <= api.retry.cap for s in sleeps if s != 7.0)
+
+
+def test_retries_are_bounded(tmp_path: Path) -> None:
+    with FakeCluster() as cluster:
+        sleeps: list[float] = []
+        api = kube.api(cluster.kubeconfig(tmp_path / "kc"), sleeps)
+        cluster.fault(path_contains="/apis", status=503, times=50)
+        with pytest.raises(ApiError) as info:
+            read_cluster(api)
+        assert info.value.status == 503
+        assert len(sleeps) == api.retry.attempts - 1
+        assert len([r for r in cluster.requests if r.path == "/apis"]) == api.retry.attempts
+
+
+def test_not_found_and_client_errors_are_not_retried(tmp_path: Path) -> None:
+    with FakeCluster() as cluster:
+        api = kube.api(cluster.kubeconfig(tmp_path / "kc"))
+        from rotator.cluster.api import SECRETS
+
+        assert api.get(SECRETS, "istio-system", "nope") is None
+        cluster.fault(resource="secrets", status=403, times=1)
+        with pytest.raises(ApiError) as info:
+            api.get(SECRETS, "istio-system", "x")
+        assert info.value.status == 403 and api.stats.retries == 0
