@@ -38,6 +38,9 @@ INVALID_CODES = frozenset(
 @dataclass(frozen=True)
 class InspectOptions:
     client_ca_warning: timedelta = timedelta(days=30)
+    # Verify every chain signature even when key identifiers match (validation before a
+    # write); reports rely on identifiers and verify only where they are missing.
+    verify_signatures: bool = False
 
 
 def inspect(spec: CredentialSpec, inv: Inventory, now: datetime, options: InspectOptions) -> Credential:
@@ -48,7 +51,7 @@ def inspect(spec: CredentialSpec, inv: Inventory, now: datetime, options: Inspec
         malformed = any(f.code == "invalid-manifest" for f in found)
         return Credential(spec, None, "invalid" if malformed else "missing", tuple(found))
     if spec.role == "server":
-        return _inspect_server(spec, data, obj, now, found)
+        return _inspect_server(spec, data, obj, now, found, options)
     return _inspect_ca(spec, data, obj, now, options, found, inv)
 
 
@@ -148,7 +151,12 @@ def _state(found: list[Finding], expired: bool) -> State:
 
 
 def _inspect_server(
-    spec: CredentialSpec, data: dict[str, bytes], obj: ObjectRef, now: datetime, found: list[Finding]
+    spec: CredentialSpec,
+    data: dict[str, bytes],
+    obj: ObjectRef,
+    now: datetime,
+    found: list[Finding],
+    options: InspectOptions,
 ) -> Credential:
     family = select_server_keys(data)
     if family is None:
@@ -218,7 +226,7 @@ def _inspect_server(
                     obj,
                 )
             )
-    found.extend(_chain_findings(chain, obj, family[0]))
+    found.extend(_chain_findings(chain, obj, family[0], options.verify_signatures))
     expired = False
     if c.not_after(leaf) < now:  # notAfter is inclusive (RFC 5280 §4.1.2.5)
         expired = True
@@ -255,11 +263,11 @@ def _inspect_server(
     return Credential(spec, c.describe(chain, leaf), _state(found, expired), tuple(found), key_family=family)
 
 
-def _chain_findings(chain: tuple[x509.Certificate, ...], obj: ObjectRef, key: str) -> list[Finding]:
+def _chain_findings(chain: tuple[x509.Certificate, ...], obj: ObjectRef, key: str, verify: bool) -> list[Finding]:
     out: list[Finding] = []
     for i in range(len(chain) - 1):
         child, parent = chain[i], chain[i + 1]
-        if not c.signed_by(child, parent):
+        if not c.signed_by(child, parent, verify):
             out.append(
                 finding(
                     "chain-order",

@@ -108,10 +108,13 @@ def exit_code(result: CheckResult) -> int:
 
 
 def write_json(result: CheckResult, out: TextIO) -> None:
+    """Indented for a person at a terminal; compact for a pipe (json's C encoder only
+    runs without indent, 5x faster on a large cluster)."""
     import json
 
-    json.dump(to_document(result), out, indent=2)
-    out.write("\n")
+    doc = to_document(result)
+    text = json.dumps(doc, indent=2) if out.isatty() else json.dumps(doc, separators=(",", ":"))
+    out.write(text + "\n")
 
 
 def write_yaml(result: CheckResult, out: TextIO) -> None:

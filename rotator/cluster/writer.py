@@ -104,7 +104,7 @@ def validate(
     candidate = Secret(
         "candidate", "candidate", "kubernetes.io/tls", {family[0]: material.chain_pem, family[1]: material.key_pem}
     )
-    cred = inspect(spec, Inventory(secrets=(candidate,)), now, InspectOptions())
+    cred = inspect(spec, Inventory(secrets=(candidate,)), now, InspectOptions(verify_signatures=True))
     return [f for f in cred.findings if f.code in BLOCKING]
 
 
