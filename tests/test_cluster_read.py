@@ -161,3 +161,25 @@ def test_not_found_and_client_errors_are_not_retried(tmp_path: Path) -> None:
         with pytest.raises(ApiError) as info:
             api.get(SECRETS, "istio-system", "x")
         assert info.value.status == 403 and api.stats.retries == 0
+
+
+def test_client_configuration_prefers_explicit_then_in_cluster_then_kubeconfig(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    import kubernetes.config
+
+    from rotator.cluster.api import connect
+
+    calls: list[str] = []
+    monkeypatch.setattr(kubernetes.config, "load_incluster_config", lambda **_k: calls.append("in-cluster"))
+    monkeypatch.setattr(kubernetes.config, "load_kube_config", lambda **k: calls.append(f"kubeconfig:{k['context']}"))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    connect()
+    connect(context="prod")  # an explicit --context wins even inside a pod
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
+    connect()
+    assert calls == ["in-cluster", "kubeconfig:prod", "kubeconfig:None"]
+    with FakeCluster() as cluster:  # and the real thing works against a real kubeconfig file
+        monkeypatch.undo()
+        client = connect(str(cluster.kubeconfig(tmp_path / "kc")))
+        assert client.configuration.host == cluster.url

@@ -367,3 +367,28 @@ def test_key_material_never_reaches_logs_or_events(env: Env, capsys: Any) -> Non
     for text in (captured.out, captured.err, bodies):
         assert "PRIVATE KEY" not in text
         assert not any(line in text for line in key_lines)
+
+
+def test_every_namespace_copy_gets_the_same_certificate(tmp_path: Path) -> None:
+    """Gateway pods in two namespaces each read their own copy (§2.2): both move together."""
+    with FakeCluster(rbac_manifests=kube.deploy_rbac(("ingress-b",))) as cluster:
+        for ns in (NS, "ingress-b"):
+            kube.seed_object(cluster, f.secret(NAME, namespace=ns, leaf=f.make_leaf([HOST], nb=-80, na=5)))
+        api = kube.api(cluster.kubeconfig(tmp_path / "kc"))
+        writer = SecretWriter(api, lambda: f.NOW)
+        new = material()
+        cluster.fault(method="PUT", path_contains=f"/namespaces/ingress-b/secrets/{NAME}", status=500, times=100)
+        outcomes = writer.write_copies([(NS, NAME), ("ingress-b", NAME)], new, [REF])
+        assert [o.status for o in outcomes] == ["rotated", "failed"]
+        cluster.clear_faults()
+        # the next pass finishes the lagging copy; the rotated one is left alone
+        outcomes = writer.write_copies([(NS, NAME), ("ingress-b", NAME)], new, [REF])
+        assert [o.status for o in outcomes] == ["unchanged", "rotated"]
+        serials = {
+            ns: (cluster.get("v1", "Secret", ns, NAME) or {})["metadata"]["annotations"][ANN_SERIAL]
+            for ns in (NS, "ingress-b")
+        }
+        assert len(set(serials.values())) == 1
+        bad = writer.write_copies([(NS, NAME), ("ingress-b", NAME)], material(hosts=("x.example.org",)), [REF])
+        assert [o.status for o in bad] == ["failed", "failed"]
+        assert all("host-not-covered" in o.message for o in bad)

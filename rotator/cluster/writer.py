@@ -329,6 +329,34 @@ class SecretWriter:
             namespace, name, "failed", f"gave up after {self.max_conflicts} conflicting writes", serial=serial
         )
 
+    def write_copies(
+        self,
+        copies: Sequence[tuple[str, str]],
+        material: Material,
+        references: Sequence[Reference],
+        still_needed: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> list[Outcome]:
+        """The same certificate into every namespace Istio reads it from (§2.2).
+
+        Each gateway pod reads only its own namespace, so all copies must carry the same
+        certificate. Kubernetes has no multi-object transaction: the copies are written
+        one by one, each safely, and a copy that fails is reported (and still different,
+        so the next pass retries it) without undoing the others, which are valid.
+        """
+        problems = validate(material, references, self.clock())
+        if problems:
+            note = "; ".join(f"{f.code}: {f.message}" for f in problems)
+            for ns, name in copies:
+                stub = {"kind": "Secret", "metadata": {"namespace": ns, "name": name}}
+                self._event(
+                    stub, "RotationFailed", "Validate", f"new certificate rejected before writing: {note}", warning=True
+                )
+            return [
+                Outcome(ns, name, "failed", f"validation failed: {note}", findings=tuple(problems))
+                for ns, name in copies
+            ]
+        return [self.write(ns, name, material, references, still_needed) for ns, name in copies]
+
     def rollback(
         self,
         namespace: str,
