@@ -50,9 +50,18 @@ class RenewalConfig(_Strict):
     client_ca_warning: str = Field(
         default="30d", description="Warn when a client CA certificate expires within this duration."
     )
+    concurrency: int = Field(default=4, ge=1, le=64, description="Credentials renewed at once.")
+    key_algorithm: Literal["ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096"] | None = Field(
+        default=None, description="Key type of renewed certificates; default: the current key's type, else ecdsa-p256."
+    )
+    backoff_initial: str = Field(default="5m", description="Wait after a first failed renewal; doubles each time.")
+    backoff_max: str = Field(default="24h", description="Longest wait between failed renewals.")
+    state_namespace: str = Field(default="rotator", description="Namespace of rotator's state ConfigMap.")
+    state_configmap: str = Field(default="rotator-state", description="Name of that ConfigMap.")
+    backup_retention: int = Field(default=3, ge=1, le=50, description="Backups kept per Secret for rollback.")
 
     check_renew_before = field_validator("renew_before")(_check_renew_before)
-    check_client_ca_warning = field_validator("client_ca_warning")(_check_duration)
+    check_client_ca_warning = field_validator("client_ca_warning", "backoff_initial", "backoff_max")(_check_duration)
 
 
 class Rule(_Strict):
@@ -84,20 +93,105 @@ class Rule(_Strict):
         return True
 
 
+class SecretKeyRef(_Strict):
+    """A value held in a Kubernetes Secret (in-cluster) or a file (local use)."""
+
+    secret: str | None = Field(default=None, description="`namespace/name` of a Secret.")
+    key: str | None = Field(default=None, description="Key in that Secret.")
+    file: str | None = Field(default=None, description="Or a file path (e.g. a mounted Secret).")
+    env: str | None = Field(default=None, description="Or an environment variable name.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretKeyRef:
+        sources = [x for x in (self.secret, self.file, self.env) if x]
+        if len(sources) != 1:
+            raise ValueError("give exactly one of secret (with key), file or env")
+        if self.secret and (not self.key or "/" not in self.secret):
+            raise ValueError("secret must be namespace/name, with key")
+        return self
+
+
 class CAIssuerConfig(_Strict):
     type: Literal["ca"]
-    secret: str | None = Field(default=None, description="namespace/name of a Secret with the CA tls.crt/tls.key.")
-    cert_file: str | None = Field(default=None, description="CA certificate file, for local use.")
+    secret: str | None = Field(
+        default=None,
+        description="`namespace/name` of a Secret with the CA in tls.crt (then any intermediates) and its "
+        "key in tls.key.",
+    )
+    cert_file: str | None = Field(default=None, description="CA certificate (and intermediates) file, for local use.")
     key_file: str | None = Field(default=None, description="CA key file, for local use.")
-    validity: str = Field(default="2160h", description="Lifetime of issued certificates.")
+    validity: str = Field(default="2160h", description="Lifetime of issued certificates (capped at the CA's).")
+    client_auth: bool = Field(default=False, description="Add the clientAuth extended key usage.")
+    warn_before: str = Field(default="720h", description="Report issuer-ca-expiring this long before the CA expires.")
 
-    check_validity = field_validator("validity")(_check_duration)
+    check_validity = field_validator("validity", "warn_before")(_check_duration)
+
+    @model_validator(mode="after")
+    def _source(self) -> CAIssuerConfig:
+        if bool(self.secret) == bool(self.cert_file or self.key_file):
+            raise ValueError("give either secret or cert_file + key_file")
+        if not self.secret and not (self.cert_file and self.key_file):
+            raise ValueError("cert_file and key_file go together")
+        return self
+
+
+class DNS01Config(_Strict):
+    nameserver: str = Field(description="Authoritative server for RFC 2136 updates, `host:port` (port 53 default).")
+    zone: str | None = Field(default=None, description="Zone to update; default: found by SOA lookup.")
+    tsig_key_name: str = Field(description="TSIG key name.")
+    tsig_algorithm: str = Field(default="hmac-sha256", description="TSIG algorithm (BIND spelling).")
+    tsig_secret: SecretKeyRef = Field(description="The base64 TSIG secret.")
+    propagation_timeout: str = Field(default="120s", description="Give up waiting for the TXT record after this.")
+
+    check_timeout = field_validator("propagation_timeout")(_check_duration)
+
+
+class HTTP01Config(_Strict):
+    listen: str = Field(default="0.0.0.0:8089", description="Where the built-in responder listens.")
+    service_host: str | None = Field(
+        default=None,
+        description="In a cluster: rotator's Service DNS name; rotator then binds a temporary VirtualService "
+        "to the Gateway routing /.well-known/acme-challenge/ to it.",
+    )
+    service_port: int = Field(default=8089, description="Port of that Service.")
+    virtual_service_namespace: str = Field(default="rotator", description="Where the temporary VirtualService goes.")
 
 
 class ACMEIssuerConfig(_Strict):
     type: Literal["acme"]
     directory: str = Field(description="ACME directory URL.")
     email: str | None = Field(default=None, description="Contact e-mail for the ACME account.")
+    terms_agreed: bool = Field(default=False, description="You agree to the CA's terms of service (required).")
+    eab_key_id: str | None = Field(default=None, description="External Account Binding key id.")
+    eab_hmac: SecretKeyRef | None = Field(default=None, description="External Account Binding HMAC key (base64url).")
+    account_secret: str | None = Field(
+        default=None,
+        description="`namespace/name` of the Secret holding the account key; created on first use. Default "
+        "`rotator/rotator-acme-<issuer>`.",
+    )
+    account_key_file: str | None = Field(default=None, description="Or a file for the account key (local use).")
+    ca_bundle: str | None = Field(default=None, description="CA bundle to trust the ACME server (private CAs).")
+    solver: Literal["dns01", "http01"] = Field(default="dns01", description="Challenge type; wildcards need dns01.")
+    dns01: DNS01Config | None = None
+    http01: HTTP01Config | None = None
+    ari: bool = Field(default=True, description="Use ACME Renewal Information (RFC 9773) when offered.")
+    timeout: str = Field(default="300s", description="Give up on one order after this.")
+    accept_issuers: list[str] = Field(
+        default_factory=list,
+        description="Issuer CN globs of certificates this CA issued before rotator managed them (no issuer-change).",
+    )
+
+    check_timeout = field_validator("timeout")(_check_duration)
+
+    @model_validator(mode="after")
+    def _solver(self) -> ACMEIssuerConfig:
+        if self.solver == "dns01" and self.dns01 is None:
+            raise ValueError("solver dns01 needs a dns01 section")
+        if self.solver == "http01" and self.http01 is None:
+            raise ValueError("solver http01 needs an http01 section")
+        if bool(self.eab_key_id) != bool(self.eab_hmac):
+            raise ValueError("eab_key_id and eab_hmac go together")
+        return self
 
 
 IssuerConfig = Annotated[CAIssuerConfig | ACMEIssuerConfig, Field(discriminator="type")]

@@ -109,9 +109,12 @@ def test_every_error_is_listed(tmp_path: Path) -> None:
         ("issuers: {x: {type: vault}}\n", "issuers.x: Input tag 'vault'"),
         ("issuers: {x: {type: ca, validity: forever}}\n", "issuers.x.validity: invalid duration 'forever'"),
         ("issuers: {x: {type: acme}}\n", "issuers.x.directory: Field required"),
-        ("issuers: {x: {type: ca}}\nrules: [{issuer: x, renew_before: 101%}]\n", "rules[0].renew_before"),
-        ("issuers: {x: {type: ca}}\nrules: [{issuer: x}, {issuer: x, hosts: a}]\n", "rules[1].hosts"),
-        ("issuers: {x: {type: ca}}\nrules: [{namespaces: [a]}]\n", "rules[0].issuer: Field required"),
+        (
+            "issuers: {x: {type: ca, secret: ns/ca}}\nrules: [{issuer: x, renew_before: 101%}]\n",
+            "rules[0].renew_before",
+        ),
+        ("issuers: {x: {type: ca, secret: ns/ca}}\nrules: [{issuer: x}, {issuer: x, hosts: a}]\n", "rules[1].hosts"),
+        ("issuers: {x: {type: ca, secret: ns/ca}}\nrules: [{namespaces: [a]}]\n", "rules[0].issuer: Field required"),
     ],
 )
 def test_wrong_types_name_the_field(tmp_path: Path, text: str, expected: str) -> None:
@@ -121,7 +124,7 @@ def test_wrong_types_name_the_field(tmp_path: Path, text: str, expected: str) ->
 
 
 def test_rule_naming_an_undefined_issuer(tmp_path: Path) -> None:
-    text = "issuers: {internal: {type: ca}}\nrules:\n  - issuer: internal\n  - issuer: letsencrypt\n"
+    text = "issuers: {internal: {type: ca, secret: ns/ca}}\nrules:\n  - issuer: internal\n  - issuer: letsencrypt\n"
     msg = config_error(cfg_file(tmp_path, text))
     assert "rules[1].issuer" in msg
     assert "'letsencrypt'" in msg

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -820,7 +821,10 @@ def test_objects_survive_a_yaml_and_json_round_trip(objects: list[dict[str, Any]
         return  # NaN and friends have no JSON form
     from_text = parse(text, "rt.yaml")
     direct = [RawObject(Source("rt.yaml", i), o) for i, o in enumerate(objects)]
-    assert build_inventory(from_text.objects)[0] == build_inventory(_flatten_lists(direct))[0]
+    a, b = build_inventory(from_text.objects)[0], build_inventory(_flatten_lists(direct))[0]
+    # unreadable messages quote the YAML/JSON form of the bad value; compare which objects
+    assert dataclasses.replace(a, unreadable={}) == dataclasses.replace(b, unreadable={})
+    assert a.unreadable.keys() == b.unreadable.keys()
     for j in as_json:
         _check_inventory(parse(j, "rt.json").objects)
 

@@ -20,7 +20,7 @@ HOST = "app.example.com"
 SECRET = ObjectRef("Secret", NS, NAME)
 ISSUERS: dict[str, Any] = {
     "internal": {"type": "ca", "secret": "istio-system/root-ca"},
-    "public": {"type": "acme", "directory": "https://acme.example/directory"},
+    "public": {"type": "acme", "directory": "https://acme.example/directory", "solver": "http01", "http01": {}},
     "partner": {"type": "ca", "cert_file": "ca.pem", "key_file": "ca.key"},
 }
 CATCH_ALL = {"issuers": ISSUERS, "rules": [{"issuer": "internal"}]}
@@ -539,7 +539,7 @@ def test_secret_in_the_wrong_namespace_is_not_reissued() -> None:
         f.ingress(),
         f.gateway("gw", [f.server(["app.example.com"], "app-tls")], namespace="apps"),
         f.secret("app-tls", namespace="apps", leaf=leaf),
-        cfg={"issuers": {"ca": {"type": "ca"}}, "rules": [{"issuer": "ca"}]},
+        cfg={"issuers": {"ca": {"type": "ca", "secret": "ns/ca"}}, "rules": [{"issuer": "ca"}]},
     )
     cred = f.cred(result, "app-tls", namespace="istio-system")
     assert cred.state == "missing"
