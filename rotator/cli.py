@@ -190,7 +190,10 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
     log = logs.get_logger()
 
     if not args.dry_run:
-        return _error("renewal is not available yet: run 'rotator check --dry-run' (this build only plans)")
+        if args.filename:
+            return _error("renewing writes Secrets back to a cluster; with -f (manifests) use --dry-run")
+        if args.at:
+            return _error("--at evaluates another time: it only goes with --dry-run")
 
     from rotator.certs import utcnow
     from rotator.timeutil import parse_when
@@ -202,7 +205,12 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
         except ValueError as exc:
             return _error(f"--at: {exc}")
 
-    got = _from_files(args, config, stdin) if args.filename else _from_cluster(args, config)
+    api = None
+    if not args.filename:
+        api = _api(args)
+        if isinstance(api, int):
+            return api
+    got = _from_files(args, config, stdin) if args.filename else _from_cluster(args, config, api)
     if isinstance(got, int):
         return got
     inventory, input_findings = got
@@ -211,6 +219,8 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
     from rotator.report import exit_code, write_json, write_table, write_yaml
 
     result = run_check(inventory, config, now, input_findings)
+    if not args.dry_run:
+        result = _renew(result, inventory, config, api)
     log.info(
         "check finished",
         credentials=len(result.credentials),
@@ -258,14 +268,11 @@ def _api(args: argparse.Namespace) -> Any:
         return _error(f"cannot configure the Kubernetes client: {exc}")
 
 
-def _from_cluster(args: argparse.Namespace, config: Any) -> tuple[Any, list[Any]] | int:
+def _from_cluster(args: argparse.Namespace, config: Any, api: Any) -> tuple[Any, list[Any]] | int:
     from rotator.cluster.api import ApiError
     from rotator.cluster.reader import read_cluster
     from rotator.discovery import DiscoveryOptions
 
-    api = _api(args)
-    if isinstance(api, int):
-        return api
     options = DiscoveryOptions(scope_gateway_to_namespace=config.discovery.scope_gateway_to_namespace)
     try:
         read = read_cluster(api, options)
@@ -275,6 +282,27 @@ def _from_cluster(args: argparse.Namespace, config: Any) -> tuple[Any, list[Any]
 
     logs.get_logger().debug("cluster read", requests=api.stats.requests, retries=api.stats.retries, served=read.served)
     return read.inventory, read.findings
+
+
+def _renew(result: Any, inventory: Any, config: Any, api: Any) -> Any:
+    """Run the plan's renewals; their outcomes and findings join the report."""
+    from dataclasses import replace
+
+    from rotator.certs import utcnow
+    from rotator.cluster.events import EventRecorder
+    from rotator.cluster.writer import SecretWriter
+    from rotator.issuers.factory import build_issuers
+    from rotator.renewal import Renewer
+    from rotator.state import ConfigMapState
+
+    issuers = build_issuers(config, api, utcnow)
+    writer = SecretWriter(api, utcnow, EventRecorder(api, utcnow), retention=config.renewal.backup_retention)
+    state = ConfigMapState(api, config.renewal.state_namespace, config.renewal.state_configmap, "renewal.json")
+    outcomes = Renewer(api, config, issuers, writer, state, utcnow).run(result, inventory)
+    used = sorted({c.issuer for c in result.credentials if c.action == "renew" and c.issuer in issuers})
+    health = [f for name in used for f in issuers[name].health(utcnow())]
+    extra = tuple(health) + tuple(f for o in outcomes for f in o.findings)
+    return replace(result, renewals=tuple(outcomes), findings=result.findings + extra)
 
 
 def _rollback(args: argparse.Namespace, stdout: TextIO) -> int:

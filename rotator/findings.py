@@ -42,6 +42,12 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
     "managed-externally": ("info", "cert-manager owns this Secret; rotator leaves it alone"),
     "no-issuer": ("warning", "Renewal is due but no issuer rule matches"),
     "invalid-annotation": ("warning", "A rotator.io annotation has a value rotator cannot use"),
+    # renewal (rotator check without --dry-run)
+    "renewal-failed": ("error", "Issuing or writing the renewed certificate failed"),
+    "renewal-backoff": ("warning", "Renewal is waiting after earlier failures"),
+    "issuer-change": ("warning", "The current certificate comes from another CA; not moved without consent"),
+    "issuer-ca-expiring": ("warning", "The CA of a CA issuer expires soon (critical once expired)"),
+    "issuer-unavailable": ("error", "An issuer cannot be used (missing or invalid CA, unreachable ACME server)"),
     # the seed's checklist
     "selector-no-workload": ("error", "The Gateway selector matches no workload"),
     "vs-host-not-in-gateway": ("warning", "A VirtualService host is not served by its Gateway"),

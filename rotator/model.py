@@ -341,7 +341,22 @@ class Credential:
 
 
 @dataclass(frozen=True)
+class RenewalOutcome:
+    namespace: str
+    name: str
+    status: Literal["renewed", "failed", "skipped", "backoff"]
+    message: str
+    issuer: str | None = None
+    serial: str | None = None
+    not_after: datetime | None = None
+    copies: tuple[str, ...] = ()
+    reused_pending: bool = False
+    findings: tuple[Finding, ...] = ()
+
+
+@dataclass(frozen=True)
 class CheckResult:
     evaluated_at: datetime
     credentials: tuple[Credential, ...]
     findings: tuple[Finding, ...]
+    renewals: tuple[RenewalOutcome, ...] = ()

@@ -10,7 +10,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any, TextIO
 
-from rotator.model import SEVERITIES, STATES, CheckResult, Credential, Finding
+from rotator.model import SEVERITIES, STATES, CheckResult, Credential, Finding, RenewalOutcome
 from rotator.timeutil import format_duration, rfc3339
 
 REPORT_VERSION = 1
@@ -26,7 +26,48 @@ def _finding(f: Finding, with_object: bool) -> dict[str, Any]:
     return out
 
 
-def _credential(c: Credential) -> dict[str, Any]:
+# What a successful renewal fixes: once renewed, these no longer count toward the exit code.
+RESOLVED_BY_RENEWAL = frozenset(
+    {
+        "cert-expired",
+        "cert-not-yet-valid",
+        "cert-renewal-due",
+        "host-not-covered",
+        "key-mismatch",
+        "invalid-pem",
+        "missing-keys",
+        "chain-order",
+        "stale-ocsp-staple",
+        "weak-key",
+        "weak-signature",
+        "secret-not-found",
+        "shadowed-keys",
+    }
+)
+
+
+def _renewal(o: RenewalOutcome | None) -> dict[str, Any] | None:
+    if o is None:
+        return None
+    return {
+        "status": o.status,
+        "message": o.message,
+        "issuer": o.issuer,
+        "serial": o.serial,
+        "not_after": rfc3339(o.not_after) if o.not_after else None,
+        "reused_pending": o.reused_pending,
+    }
+
+
+def renewals_by_copy(result: CheckResult) -> dict[str, RenewalOutcome]:
+    out: dict[str, RenewalOutcome] = {}
+    for o in result.renewals:
+        for copy in o.copies or (f"{o.namespace}/{o.name}",):
+            out[copy] = o
+    return out
+
+
+def _credential(c: Credential, renewal: RenewalOutcome | None = None) -> dict[str, Any]:
     cert = c.certificate
     return {
         "kind": c.spec.kind,
@@ -66,6 +107,7 @@ def _credential(c: Credential) -> dict[str, Any]:
         "reason": c.reason or None,
         "issuer": c.issuer,
         "findings": [_finding(f, with_object=False) for f in c.findings],
+        "renewal": _renewal(renewal),
     }
 
 
@@ -89,7 +131,13 @@ def to_document(result: CheckResult) -> dict[str, Any]:
     return {
         "version": REPORT_VERSION,
         "evaluated_at": rfc3339(result.evaluated_at),
-        "credentials": [_credential(c) for c in result.credentials],
+        "credentials": [
+            _credential(
+                c,
+                renewals_by_copy(result).get(f"{c.spec.namespace}/{c.spec.name}") if c.spec.role == "server" else None,
+            )
+            for c in result.credentials
+        ],
         "findings": [_finding(f, with_object=True) for f in result.findings],
         "summary": summary(result),
         "exit_code": exit_code(result),
@@ -97,9 +145,21 @@ def to_document(result: CheckResult) -> dict[str, Any]:
 
 
 def exit_code(result: CheckResult) -> int:
-    """Nagios semantics: 2 when something is broken now, 1 when something needs attention."""
-    sev = {f.severity for f in all_findings(result)}
-    states = {c.state for c in result.credentials}
+    """Nagios semantics: 2 when something is broken now, 1 when something needs attention.
+
+    A credential rotator renewed in this pass counts as healthy: what the renewal fixed
+    (expiry, coverage, a broken pair) no longer raises the code; a failed renewal does.
+    """
+    renewed = {k for k, o in renewals_by_copy(result).items() if o.status == "renewed"}
+
+    def fixed(c: Credential) -> bool:
+        return c.spec.role == "server" and f"{c.spec.namespace}/{c.spec.name}" in renewed
+
+    findings = list(result.findings) + [
+        f for c in result.credentials for f in c.findings if not (fixed(c) and f.code in RESOLVED_BY_RENEWAL)
+    ]
+    sev = {f.severity for f in findings}
+    states = {c.state for c in result.credentials if not fixed(c)}
     if states & {"expired", "invalid", "missing"} or sev & {"critical", "error"}:
         return EXIT_CRITICAL
     if "due" in states or "warning" in sev:
@@ -149,8 +209,10 @@ def write_table(result: CheckResult, out: TextIO, color: bool | None = None) -> 
         table.add_column(col, no_wrap=True)
     table.add_column("GATEWAYS / HOSTS", overflow="fold", min_width=24)
     table.add_column("FINDINGS", overflow="fold", min_width=20)
+    renewals = renewals_by_copy(result)
     for c in result.credentials:
         gws = sorted({f"{r.namespace}/{r.name}:{r.port}" for r in c.spec.references})
+        done = renewals.get(f"{c.spec.namespace}/{c.spec.name}") if c.spec.role == "server" else None
         hosts = ", ".join(c.spec.hosts)
         codes = Counter(f.code for f in c.findings if f.code != "cert-renewal-due" or c.state != "due")
         table.add_row(
@@ -159,7 +221,9 @@ def write_table(result: CheckResult, out: TextIO, color: bool | None = None) -> 
             Text(c.state, style=_STATE_STYLE[c.state]),
             _expires(c, now),
             c.renew_at.strftime("%Y-%m-%d") if c.renew_at else "-",
-            c.action + (f" ({c.issuer})" if c.action == "renew" and c.issuer else ""),
+            c.action
+            + (f" ({c.issuer})" if c.action == "renew" and c.issuer else "")
+            + (f" → {done.status}" if done else ""),
             "\n".join(gws) + (f"\n{hosts}" if hosts else ""),
             ", ".join(f"{k}×{n}" if n > 1 else k for k, n in sorted(codes.items())) or "-",
         )

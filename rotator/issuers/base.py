@@ -26,6 +26,7 @@ class IssueRequest:
     pkcs1: bool = False  # write the key as PKCS#1/SEC1 because the Secret did
     client_auth: bool = False
     replaces: x509.Certificate | None = None  # the current certificate (ACME ARI ``replaces``)
+    gateways: tuple[str, ...] = ()  # "namespace/name" of classic Gateways serving these hosts (HTTP-01 routes)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,426 @@
+"""Runs the plan: for each credential to renew, issue, validate, write, record.
+
+The order of operations is what prevents issuance loops (Let's Encrypt allows 5
+certificates per name set per week):
+1. a failed order backs off exponentially (from minutes, capped), persisted in rotator's
+   state ConfigMap so a CronJob's next pod honours it;
+2. a certificate that was issued is first kept in a *pending* Secret, then written;
+   if the write fails, the next pass writes the pending certificate instead of ordering
+   again;
+3. copies of one Secret in several gateway namespaces get one certificate.
+Pure helpers (grouping, SANs, back-off arithmetic) come first; ``Renewer`` is the shell.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography import x509
+
+from rotator import certs
+from rotator.cluster.api import SECRETS, ApiError, KubeAPI
+from rotator.cluster.writer import LABEL_MANAGED_BY, Material, SecretWriter, label_value, validate
+from rotator.config import Config
+from rotator.findings import finding
+from rotator.hosts import strip_namespace
+from rotator.inspection import InspectOptions, inspect, select_server_keys
+from rotator.issuers import keys
+from rotator.issuers.base import Issued, Issuer, IssueRequest, IssuerError
+from rotator.logs import get_logger
+from rotator.model import CheckResult, Credential, Finding, Inventory, ObjectRef, Reference, RenewalOutcome, Secret
+from rotator.policy import plan
+from rotator.state import StateStore
+from rotator.timeutil import parse_duration, rfc3339
+
+PENDING_LABEL = "rotator.io/pending-for"
+PENDING_ANN_SANS = "rotator.io/pending-sans"
+PENDING_ANN_ISSUER = "rotator.io/pending-issuer"
+RATE_LIMIT_FLOOR = timedelta(hours=1)
+
+
+# --- pure helpers ------------------------------------------------------------------
+
+
+def group_copies(credentials: Sequence[Credential]) -> list[list[Credential]]:
+    """Renewals, with the copies of one Secret (same name, same Gateway servers) grouped.
+
+    Istio reads a classic Gateway's Secret in every namespace that runs a selected pod:
+    those copies must carry the same certificate, so they get one issuance.
+    """
+    groups: dict[tuple[str, tuple[Reference, ...]], list[Credential]] = {}
+    for c in credentials:
+        if c.spec.role == "server" and c.spec.kind == "Secret" and c.action != "skip":
+            groups.setdefault((c.spec.name, c.spec.references), []).append(c)
+    return [sorted(g, key=lambda c: c.spec.namespace) for g in groups.values() if any(c.action == "renew" for c in g)]
+
+
+def sans_for(copies: Sequence[Credential]) -> tuple[str, ...]:
+    """Hosts the Gateways serve on the credential plus the current SANs; '*' is never a SAN."""
+    out: dict[str, None] = {}
+    for c in copies:
+        for ref in c.spec.references:
+            for h in ref.hosts:
+                host = strip_namespace(h)[1].lower().rstrip(".")
+                if host and host != "*":
+                    out.setdefault(host, None)
+        if c.certificate is not None:
+            for san in c.certificate.sans:
+                out.setdefault(san.lower(), None)
+    return tuple(out)
+
+
+def backoff_delay(failures: int, initial: timedelta, cap: timedelta) -> timedelta:
+    """initial, 2×, 4× … capped: minutes first (not cert-manager's hour), a day at most."""
+    factor: int = 2 ** max(0, failures - 1)
+    return min(cap, initial * factor)
+
+
+def failure_entry(
+    old: dict[str, Any] | None,
+    now: datetime,
+    error: IssuerError | Exception,
+    initial: timedelta,
+    cap: timedelta,
+    rng: Callable[[], float] = random.random,
+) -> dict[str, Any]:
+    failures = int((old or {}).get("failures", 0)) + 1
+    delay = backoff_delay(failures, initial, cap)
+    delay += delay * 0.1 * rng()  # jitter so a fleet does not retry in lock-step
+    if isinstance(error, IssuerError):
+        if error.retry_after is not None:
+            delay = max(delay, timedelta(seconds=error.retry_after))
+        if error.rate_limited:
+            delay = max(delay, RATE_LIMIT_FLOOR)  # a rate limit is a long back-off, never a tight loop
+    return {
+        "failures": failures,
+        "last_failure": rfc3339(now),
+        "next_attempt": rfc3339(now + delay),
+        "last_error": str(error)[:500],
+    }
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        return None
+
+
+# --- the shell ---------------------------------------------------------------------
+
+
+class Renewer:
+    def __init__(
+        self,
+        api: KubeAPI,
+        config: Config,
+        issuers: dict[str, Issuer],
+        writer: SecretWriter,
+        state: StateStore,
+        clock: Callable[[], datetime],
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.api = api
+        self.config = config
+        self.issuers = issuers
+        self.writer = writer
+        self.state = state
+        self.clock = clock
+        self.rng = rng
+        self.log = get_logger("rotator.renewal")
+        self.initial = parse_duration(config.renewal.backoff_initial)
+        self.cap = parse_duration(config.renewal.backoff_max)
+
+    def run(self, result: CheckResult, inv: Inventory) -> list[RenewalOutcome]:
+        groups = group_copies(result.credentials)
+        if not groups:
+            return []
+        with ThreadPoolExecutor(max_workers=self.config.renewal.concurrency, thread_name_prefix="renew") as pool:
+            return list(pool.map(lambda g: self._guarded(g, inv), groups))
+
+    def _guarded(self, copies: list[Credential], inv: Inventory) -> RenewalOutcome:
+        """One credential's failure never stops the others: any error becomes an outcome."""
+        lead = copies[0]
+        try:
+            return self.renew(copies, inv)
+        except Exception as exc:
+            self.log.error(
+                "renewal crashed",
+                namespace=lead.spec.namespace,
+                secret=lead.spec.name,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return RenewalOutcome(
+                lead.spec.namespace,
+                lead.spec.name,
+                "failed",
+                f"internal error: {type(exc).__name__}: {exc}",
+                lead.issuer,
+            )
+
+    def key(self, cred: Credential) -> str:
+        return f"{cred.spec.namespace}/{cred.spec.name}"
+
+    def renew(self, copies: list[Credential], inv: Inventory) -> RenewalOutcome:
+        lead = copies[0]
+        ns, name = lead.spec.namespace, lead.spec.name
+        names = tuple(f"{c.spec.namespace}/{c.spec.name}" for c in copies)
+        obj = ObjectRef("Secret", ns, name)
+        issuer_name = lead.issuer
+        issuer = self.issuers.get(issuer_name or "")
+        if issuer is None:
+            msg = f"issuer {issuer_name!r} is not available"
+            return RenewalOutcome(
+                ns,
+                name,
+                "failed",
+                msg,
+                issuer_name,
+                copies=names,
+                findings=(finding("renewal-failed", f"{obj}: {msg}", obj),),
+            )
+        now = self.clock()
+        entry = self.state.get(self.key(lead)) or {}
+        next_attempt = _parse_time(str(entry.get("next_attempt", "")))
+        secret = inv.secret(ns, name)
+        current_chain, current_key = _current(secret)
+        current_cert = current_chain[0] if current_chain else None
+        references = tuple(dict.fromkeys(r for c in copies for r in c.spec.references))
+        sans = sans_for(copies)
+
+        pending = self._usable_pending(ns, name, sans, references, now)
+        if pending is None and next_attempt is not None and now < next_attempt:
+            msg = (
+                f"waiting after {entry.get('failures')} failed attempt(s) until {rfc3339(next_attempt)}; "
+                f"last error: {entry.get('last_error')}"
+            )
+            return RenewalOutcome(
+                ns,
+                name,
+                "backoff",
+                msg,
+                issuer_name,
+                copies=names,
+                findings=(finding("renewal-backoff", f"{obj}: {msg}", obj),),
+            )
+        if current_cert is not None and pending is None:
+            change = self._issuer_change(lead, secret, current_cert, issuer)
+            if change is not None:
+                return RenewalOutcome(
+                    ns, name, "skipped", change.message, issuer_name, copies=names, findings=(change,)
+                )
+        if pending is not None:
+            issued, reused = pending, True
+        else:
+            algorithm, pkcs1 = keys.choose(self.config.renewal.key_algorithm, current_key)
+            gateways = tuple(
+                sorted({f"{r.namespace}/{r.name}" for r in references if r.group == "networking.istio.io"})
+            )
+            request = IssueRequest(ns, name, sans, algorithm, pkcs1, replaces=current_cert, gateways=gateways)
+            try:
+                issued = issuer.issue(request)
+            except IssuerError as exc:
+                return self._failed(lead, names, exc, "issuance failed")
+            reused = False
+            problems = validate(Material(issued.chain_pem, issued.key_pem, issued.issuer), references, self.clock())
+            if problems:
+                note = "; ".join(f"{p.code}: {p.message}" for p in problems)
+                return self._failed(
+                    lead, names, IssuerError(f"issued certificate rejected: {note}"), "validation failed"
+                )
+            self._keep_pending(ns, name, issued, sans)
+        material = Material(issued.chain_pem, issued.key_pem, issued.issuer)
+        outcomes = self.writer.write_copies(
+            [(c.spec.namespace, c.spec.name) for c in copies],
+            material,
+            references,
+            still_needed=lambda current: self._still_needed(current, lead, inv),
+        )
+        failed = [o for o in outcomes if o.status == "failed"]
+        if failed:
+            msg = "; ".join(f"{o.namespace}/{o.name}: {o.message}" for o in failed)
+            # No back-off and no new order: the certificate waits in the pending Secret.
+            self.log.warning("write failed; certificate kept for the next pass", namespace=ns, secret=name, error=msg)
+            return RenewalOutcome(
+                ns,
+                name,
+                "failed",
+                f"certificate issued but not written ({msg}); kept in "
+                f"Secret {ns}/{pending_name(name)} for the next pass",
+                issued.issuer,
+                issued.serial,
+                issued.not_after,
+                names,
+                reused,
+                (finding("renewal-failed", f"{obj}: write failed: {msg}", obj),),
+            )
+        self._drop_pending(ns, name)
+        self.state.update(self.key(lead), lambda _old: None)
+        statuses = {o.status for o in outcomes}
+        if statuses <= {"skipped"}:
+            return RenewalOutcome(
+                ns, name, "skipped", "rotated concurrently by another writer", issued.issuer, copies=names
+            )
+        self.log.info(
+            "renewed",
+            namespace=ns,
+            secret=name,
+            issuer=issued.issuer,
+            serial=issued.serial,
+            not_after=rfc3339(issued.not_after),
+            copies=len(copies),
+            reused_pending=reused,
+        )
+        return RenewalOutcome(
+            ns,
+            name,
+            "renewed",
+            f"renewed by {issued.issuer}" + (" (from the pending certificate of an earlier pass)" if reused else ""),
+            issued.issuer,
+            issued.serial,
+            issued.not_after,
+            names,
+            reused,
+        )
+
+    def _failed(self, lead: Credential, names: tuple[str, ...], exc: IssuerError, what: str) -> RenewalOutcome:
+        ns, name = lead.spec.namespace, lead.spec.name
+        now = self.clock()
+        entry = self.state.update(
+            self.key(lead), lambda old: failure_entry(old, now, exc, self.initial, self.cap, self.rng)
+        )
+        nxt = (entry or {}).get("next_attempt", "?")
+        msg = f"{what}: {exc}; next attempt not before {nxt}"
+        self.log.warning("renewal failed", namespace=ns, secret=name, error=str(exc), next_attempt=nxt)
+        obj = ObjectRef("Secret", ns, name)
+        return RenewalOutcome(
+            ns,
+            name,
+            "failed",
+            msg,
+            lead.issuer,
+            copies=names,
+            findings=(finding("renewal-failed", f"{obj}: {msg}", obj),),
+        )
+
+    def _issuer_change(
+        self, cred: Credential, secret: Secret | None, cert: x509.Certificate, issuer: Issuer
+    ) -> Finding | None:
+        """A certificate from another CA is not silently moved (allow_issuer_change opts in)."""
+        recorded = (secret.annotations if secret else {}).get("rotator.io/issued-by")
+        if recorded == issuer.name or issuer.owns(cert):
+            return None
+        rule = next(
+            (
+                r
+                for r in self.config.rules
+                if r.issuer == issuer.name
+                and r.matches(cred.spec.namespace, cred.spec.name, tuple(h for h in cred.spec.hosts if h != "*"))
+            ),
+            None,
+        )
+        if rule is not None and rule.allow_issuer_change:
+            return None
+        obj = ObjectRef("Secret", cred.spec.namespace, cred.spec.name)
+        was = recorded or cert.issuer.rfc4514_string()
+        return finding(
+            "issuer-change",
+            f"{obj}: the current certificate was issued by {was}, not by issuer {issuer.name}; rotator does not "
+            "move a credential to another CA on its own. Set allow_issuer_change: true on the rule to allow it.",
+            obj,
+        )
+
+    def _still_needed(self, current: dict[str, Any], lead: Credential, inv: Inventory) -> bool:
+        """Re-check after a conflicting write: maybe someone already rotated it."""
+        data = {k: base64.b64decode(v or "") for k, v in (current.get("data") or {}).items()}
+        meta = current.get("metadata") or {}
+        secret = Secret(
+            lead.spec.namespace,
+            lead.spec.name,
+            current.get("type", "Opaque"),
+            data,
+            annotations=dict(meta.get("annotations") or {}),
+        )
+        fresh = replace(inv, secrets=(secret,))
+        now = self.clock()
+        cred = plan(inspect(lead.spec, fresh, now, InspectOptions()), fresh, self.config, now)
+        return cred.action == "renew"
+
+    # -- pending certificates ----------------------------------------------------------
+
+    def _keep_pending(self, ns: str, name: str, issued: Issued, sans: tuple[str, ...]) -> None:
+        body: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": pending_name(name),
+                "namespace": ns,
+                "labels": {PENDING_LABEL: label_value(name), LABEL_MANAGED_BY: "rotator"},
+                "annotations": {PENDING_ANN_SANS: ",".join(sans), PENDING_ANN_ISSUER: issued.issuer},
+            },
+            "type": "kubernetes.io/tls",
+            "data": {
+                "tls.crt": base64.b64encode(issued.chain_pem).decode(),
+                "tls.key": base64.b64encode(issued.key_pem).decode(),
+            },
+        }
+        try:
+            existing = self.api.get(SECRETS, ns, pending_name(name))
+            if existing is None:
+                self.api.create(SECRETS, ns, body)
+            else:
+                body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+                self.api.update(SECRETS, ns, body)
+        except ApiError as exc:
+            # Not fatal: the write below may still succeed; only the safety net is missing.
+            self.log.warning("could not keep the pending certificate", namespace=ns, secret=name, error=str(exc))
+
+    def _usable_pending(
+        self, ns: str, name: str, sans: tuple[str, ...], references: tuple[Reference, ...], now: datetime
+    ) -> Issued | None:
+        try:
+            obj = self.api.get(SECRETS, ns, pending_name(name))
+        except ApiError:
+            return None
+        if obj is None:
+            return None
+        data = {k: base64.b64decode(v or "") for k, v in (obj.get("data") or {}).items()}
+        family = select_server_keys(data)
+        if family is None:
+            return None
+        material = Material(data[family[0]], data[family[1]])
+        if validate(material, references, now):
+            return None  # expired or no longer covering the hosts: order anew
+        have = set(((obj.get("metadata") or {}).get("annotations") or {}).get(PENDING_ANN_SANS, "").split(","))
+        if not set(sans) <= have:
+            return None
+        leaf = certs.parse_bundle(material.chain_pem).certs[0]
+        issuer = ((obj.get("metadata") or {}).get("annotations") or {}).get(PENDING_ANN_ISSUER, "")
+        return Issued(
+            material.chain_pem, material.key_pem, format(leaf.serial_number, "x"), certs.not_after(leaf), issuer
+        )
+
+    def _drop_pending(self, ns: str, name: str) -> None:
+        try:
+            self.api.delete(SECRETS, ns, pending_name(name))
+        except ApiError as exc:
+            self.log.warning("pending certificate not removed", namespace=ns, secret=name, error=str(exc))
+
+
+def pending_name(name: str) -> str:
+    return f"{name[:230]}-rotator-pending"
+
+
+def _current(secret: Secret | None) -> tuple[tuple[x509.Certificate, ...], bytes | None]:
+    if secret is None:
+        return (), None
+    family = select_server_keys(secret.data)
+    if family is None:
+        return (), None
+    return certs.parse_bundle(secret.data[family[0]]).certs, secret.data.get(family[1])

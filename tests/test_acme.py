@@ -1,0 +1,242 @@
+"""The ACME issuer against real pebble, with DNS-01 through real BIND9 (RFC 2136 + TSIG)
+and HTTP-01 through rotator's responder. Nothing here is mocked: pebble validates the
+challenges itself."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dns.message
+import dns.query
+import pytest
+from cryptography import x509
+from cryptography.x509 import DNSName
+from cryptography.x509.verification import PolicyBuilder, Store
+
+from rotator import certs
+from rotator.config import ACMEIssuerConfig, DNS01Config, HTTP01Config, SecretKeyRef
+from rotator.issuers import dns01 as dns01_module
+from rotator.issuers.acme_issuer import ACMEIssuer, account_key_store, ari_due, offers
+from rotator.issuers.base import IssueRequest, IssuerError
+from tests import acmeenv
+
+ROOT = Path(__file__).resolve().parent.parent
+ZONE = acmeenv.ZONE
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[acmeenv.Bind, acmeenv.Pebble, Path]]:
+    tmp = tmp_path_factory.mktemp("acme")
+    with acmeenv.bind(tmp) as bind, acmeenv.pebble(tmp, bind.port) as pebble:  # pebble's default 5 % badNonce
+        yield bind, pebble, tmp
+
+
+def issuer(bind: acmeenv.Bind, pebble: acmeenv.Pebble, tmp: Path, solver: str = "dns01", **extra: object) -> ACMEIssuer:
+    secret_file = tmp / "tsig.secret"
+    secret_file.write_text(bind.tsig_secret)
+    cfg = ACMEIssuerConfig(
+        type="acme",
+        directory=pebble.directory,
+        terms_agreed=True,
+        email="ops@acme.test",
+        ca_bundle=str(pebble.ca_file),
+        account_key_file=str(tmp / f"account-{os.urandom(4).hex()}.key"),
+        solver=solver,  # type: ignore[arg-type]
+        dns01=DNS01Config(
+            nameserver=bind.nameserver,
+            zone=ZONE,
+            tsig_key_name=acmeenv.TSIG_NAME,
+            tsig_secret=SecretKeyRef(file=str(secret_file)),
+            propagation_timeout="10s",
+        ),
+        http01=HTTP01Config(listen=f"127.0.0.1:{pebble.http_port}") if solver == "http01" else None,
+        timeout="60s",
+        **extra,  # type: ignore[arg-type]
+    )
+    return ACMEIssuer.from_config("pebble", cfg, None, lambda: datetime.now(UTC))
+
+
+def request(*sans: str) -> IssueRequest:
+    return IssueRequest("istio-system", "app-tls", tuple(sans), "ecdsa-p256")
+
+
+def verify_chain(chain_pem: bytes, root_pem: bytes, host: str, tmp: Path) -> None:
+    """Both cryptography's verifier and `openssl verify` accept the chain for ``host``."""
+    chain = certs.parse_bundle(chain_pem).certs
+    root = x509.load_pem_x509_certificate(root_pem)
+    verifier = PolicyBuilder().store(Store([root])).build_server_verifier(DNSName(host))
+    verifier.verify(chain[0], list(chain[1:]))
+    (tmp / "root.pem").write_bytes(root_pem)
+    (tmp / "leaf.pem").write_bytes(chain_pem.split(b"-----END CERTIFICATE-----")[0] + b"-----END CERTIFICATE-----\n")
+    (tmp / "inter.pem").write_bytes(
+        b"".join(
+            c.public_bytes(
+                __import__("cryptography.hazmat.primitives.serialization", fromlist=["Encoding"]).Encoding.PEM
+            )
+            for c in chain[1:]
+        )
+    )
+    p = subprocess.run(
+        [
+            "openssl",
+            "verify",
+            "-CAfile",
+            str(tmp / "root.pem"),
+            "-untrusted",
+            str(tmp / "inter.pem"),
+            str(tmp / "leaf.pem"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def txt(bind: acmeenv.Bind, name: str) -> list[str]:
+    r = dns.query.udp(dns.message.make_query(name, "TXT"), "127.0.0.1", port=bind.port, timeout=1)
+    return [b"".join(rd.strings).decode() for rrset in r.answer for rd in rrset]
+
+
+def test_dns01_for_a_name_and_its_wildcard(env: tuple[acmeenv.Bind, acmeenv.Pebble, Path]) -> None:
+    bind, pebble, tmp = env
+    acme = issuer(bind, pebble, tmp)
+    issued = acme.issue(request(f"api.{ZONE}", f"*.api.{ZONE}"))
+    leaf = certs.parse_bundle(issued.chain_pem).certs[0]
+    assert set(certs.sans(leaf)) == {f"api.{ZONE}", f"*.api.{ZONE}"}
+    assert certs.key_matches(leaf, certs.parse_private_key(issued.key_pem)[0])  # type: ignore[arg-type]
+    assert b"BEGIN PRIVATE KEY" in issued.key_pem  # PKCS#8 by default
+    verify_chain(issued.chain_pem, pebble.roots(), f"x.api.{ZONE}", tmp)
+    assert txt(bind, f"_acme-challenge.api.{ZONE}") == []  # both values cleaned up
+
+
+def test_a_wrong_txt_value_is_rejected_by_the_ca_and_cleaned_up(
+    env: tuple[acmeenv.Bind, acmeenv.Pebble, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bind, pebble, tmp = env
+    acme = issuer(bind, pebble, tmp)
+    real_present = dns01_module.RFC2136Solver.present
+    real_wait = dns01_module.RFC2136Solver.wait
+
+    def wrong(records: list[dns01_module.Record]) -> list[dns01_module.Record]:
+        return [(name, "not-the-key-authorization") for name, _ in records]
+
+    monkeypatch.setattr(dns01_module.RFC2136Solver, "present", lambda self, r: real_present(self, wrong(r)))
+    monkeypatch.setattr(dns01_module.RFC2136Solver, "wait", lambda self, r: real_wait(self, wrong(r)))
+    monkeypatch.setattr(
+        dns01_module.RFC2136Solver,
+        "cleanup",
+        lambda self, r, real=dns01_module.RFC2136Solver.cleanup: real(self, wrong(r)),
+    )
+    with pytest.raises(IssuerError) as info:
+        acme.issue(request(f"wrong.{ZONE}"))
+    assert "authorization" in str(info.value) and f"wrong.{ZONE}" in str(info.value)
+    assert txt(bind, f"_acme-challenge.wrong.{ZONE}") == []
+
+
+def test_http01_through_the_builtin_responder(env: tuple[acmeenv.Bind, acmeenv.Pebble, Path]) -> None:
+    bind, pebble, tmp = env
+    acme = issuer(bind, pebble, tmp, solver="http01")
+    try:
+        issued = acme.issue(request(f"web.{ZONE}"))
+    finally:
+        assert acme.responder is not None
+        acme.responder.close()
+    verify_chain(issued.chain_pem, pebble.roots(), f"web.{ZONE}", tmp)
+    assert acme.responder.server.tokens == {}  # tokens withdrawn
+
+
+def test_http01_cannot_do_wildcards(env: tuple[acmeenv.Bind, acmeenv.Pebble, Path]) -> None:
+    bind, pebble, tmp = env
+    acme = issuer(bind, pebble, tmp, solver="http01")
+    try:
+        with pytest.raises(IssuerError) as info:
+            acme.issue(request(f"*.wild.{ZONE}"))
+    finally:
+        assert acme.responder is not None
+        acme.responder.close()
+    assert "dns-01" in str(info.value)
+
+
+def test_account_key_is_created_once_and_reused(env: tuple[acmeenv.Bind, acmeenv.Pebble, Path]) -> None:
+    bind, pebble, tmp = env
+    first = issuer(bind, pebble, tmp)
+    path = Path(first.cfg.account_key_file or "")
+    first.issue(request(f"acct.{ZONE}"))
+    key = path.read_bytes()
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    again = ACMEIssuer.from_config("pebble", first.cfg, None, lambda: datetime.now(UTC))
+    again.issue(request(f"acct2.{ZONE}"))
+    assert path.read_bytes() == key
+    assert account_key_store("x", first.cfg, None)() == key
+
+
+def test_many_issuances_survive_bad_nonces(tmp_path: Path) -> None:
+    """pebble rejecting 40 % of nonces: every issuance still succeeds, by retrying badNonce."""
+    with acmeenv.bind(tmp_path) as bind, acmeenv.pebble(tmp_path, bind.port, env={"PEBBLE_WFE_NONCEREJECT": "40"}) as p:
+        acme = issuer(bind, p, tmp_path)
+        for i in range(5):
+            acme.issue(request(f"nonce{i}.{ZONE}"))
+        assert acme.stats["orders"] == 5
+        assert acme.stats["bad_nonce_retries"] > 0
+
+
+def test_eab_required_wrong_and_right(tmp_path: Path) -> None:
+    hmac = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    with acmeenv.bind(tmp_path) as bind, acmeenv.pebble(tmp_path, bind.port, eab={"kid-1": hmac}) as p:
+        (tmp_path / "eab-wrong").write_text(base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="))
+        (tmp_path / "eab-right").write_text(hmac)
+        with pytest.raises(IssuerError) as none:
+            issuer(bind, p, tmp_path).issue(request(f"eab0.{ZONE}"))
+        assert "registration refused" in str(none.value)
+        wrong = issuer(bind, p, tmp_path, eab_key_id="kid-1", eab_hmac=SecretKeyRef(file=str(tmp_path / "eab-wrong")))
+        with pytest.raises(IssuerError):
+            wrong.issue(request(f"eab1.{ZONE}"))
+        right = issuer(bind, p, tmp_path, eab_key_id="kid-1", eab_hmac=SecretKeyRef(file=str(tmp_path / "eab-right")))
+        issued = right.issue(request(f"eab2.{ZONE}"))
+        assert certs.sans(certs.parse_bundle(issued.chain_pem).certs[0]) == (f"eab2.{ZONE}",)
+
+
+def test_no_ari_on_this_pebble_is_a_clean_fallback(env: tuple[acmeenv.Bind, acmeenv.Pebble, Path]) -> None:
+    bind, pebble, tmp = env
+    acme = issuer(bind, pebble, tmp)
+    issued = acme.issue(request(f"noari.{ZONE}"))
+    leaf = certs.parse_bundle(issued.chain_pem).certs[0]
+    if offers(acme._connect().directory, "renewalInfo"):
+        pytest.skip("this pebble offers ARI; see test_ari_window_and_replaces")
+    assert acme.renewal_window(leaf) is None
+    # and a renewal order with the current certificate still works without `replaces`
+    again = acme.issue(IssueRequest("istio-system", "app-tls", (f"noari.{ZONE}",), "ecdsa-p256", replaces=leaf))
+    assert again.serial != issued.serial
+
+
+def ari_pebble() -> str | None:
+    for candidate in (os.environ.get("ROTATOR_PEBBLE_ARI"), str(ROOT / ".ci/cache/pebble-ari/usr/bin/pebble")):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    return None
+
+
+@pytest.mark.skipif(
+    ari_pebble() is None,
+    reason="pebble 2.6 (Debian trixie, with ARI) could not be obtained; .ci/run fetches it into .ci/cache/pebble-ari",
+)
+def test_ari_window_and_replaces(tmp_path: Path) -> None:
+    with acmeenv.bind(tmp_path) as bind, acmeenv.pebble(tmp_path, bind.port, binary=ari_pebble()) as p:
+        acme = issuer(bind, p, tmp_path)
+        assert offers(acme._connect().directory, "renewalInfo")
+        first = acme.issue(request(f"ari.{ZONE}"))
+        leaf = certs.parse_bundle(first.chain_pem).certs[0]
+        window = acme.renewal_window(leaf)
+        assert window is not None
+        start, end = window
+        assert certs.not_before(leaf) < start < end <= certs.not_after(leaf)
+        assert not ari_due(window, leaf, start - (end - start))
+        assert ari_due(window, leaf, end)
+        # the renewal order names the certificate it replaces (RFC 9773 §5)
+        second = acme.issue(IssueRequest("istio-system", "app-tls", (f"ari.{ZONE}",), "ecdsa-p256", replaces=leaf))
+        assert second.serial != first.serial
