@@ -210,8 +210,10 @@ def test_conflict_then_success_when_still_needed(env: Env) -> None:
 def test_conflict_storm_gives_up_and_leaves_the_secret_valid(env: Env) -> None:
     before = env.cluster.get("v1", "Secret", NS, NAME)
     env.cluster.fault(method="PUT", path_contains=f"/secrets/{NAME}", status=409, times=50)
-    out = env.writer.write(NS, NAME, material(), [REF])
+    out = env.writer.write(NS, NAME, material(), [REF], still_needed=lambda _c: True)
     assert out.status == "failed" and "conflicting writes" in out.message
+    reasons = [r.body["reason"] for r in env.cluster.requests if r.api_group == "events.k8s.io"]
+    assert reasons == ["RotationFailed"]
     after = env.cluster.get("v1", "Secret", NS, NAME)
     assert after is not None and before is not None and data_of(after) == data_of(before)
     assert len(env.secret_requests("PUT")) == env.writer.max_conflicts
@@ -392,3 +394,142 @@ def test_every_namespace_copy_gets_the_same_certificate(tmp_path: Path) -> None:
         bad = writer.write_copies([(NS, NAME), ("ingress-b", NAME)], material(hosts=("x.example.org",)), [REF])
         assert [o.status for o in bad] == ["failed", "failed"]
         assert all("host-not-covered" in o.message for o in bad)
+
+
+def test_without_a_recheck_a_conflict_never_overwrites(env: Env) -> None:
+    """The safe default: a Secret that changed under us is left alone, not overwritten."""
+
+    def touch(cluster: FakeCluster, _req: Any) -> None:
+        obj = cluster.get("v1", "Secret", NS, NAME)
+        assert obj is not None
+        cluster.add(obj)  # any write bumps the resourceVersion
+
+    before = env.cluster.get("v1", "Secret", NS, NAME)
+    env.cluster.fault(method="PUT", path_contains=f"/secrets/{NAME}", before=touch, times=1)
+    out = env.writer.write(NS, NAME, material(), [REF])
+    assert out.status == "skipped" and "nothing overwritten" in out.message
+    after = env.cluster.get("v1", "Secret", NS, NAME)
+    assert after is not None and before is not None and data_of(after) == data_of(before)
+
+
+def test_a_secret_changed_since_the_plan_read_it_is_rechecked(env: Env) -> None:
+    planned = env.cluster.get("v1", "Secret", NS, NAME)
+    assert planned is not None
+    env.cluster.add(planned)  # someone wrote after the plan was made
+    rv = planned["metadata"]["resourceVersion"]
+    assert env.writer.write(NS, NAME, material(), [REF], read_version=rv).status == "skipped"
+    assert env.secret_requests("PUT") == []
+    seen: list[str] = []
+    out = env.writer.write(
+        NS,
+        NAME,
+        material(),
+        [REF],
+        read_version=rv,
+        still_needed=lambda c: seen.append(c["metadata"]["resourceVersion"]) or True,
+    )
+    assert out.status == "rotated" and seen and seen[0] != rv
+
+
+def test_two_writers_at_once_rotate_once(env: Env) -> None:
+    import threading
+
+    rv = (env.cluster.get("v1", "Secret", NS, NAME) or {})["metadata"]["resourceVersion"]
+    results: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def run() -> None:
+        writer = SecretWriter(env.api, lambda: f.NOW)
+        barrier.wait()
+        results.append(writer.write(NS, NAME, material(), [REF], read_version=rv).status)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["rotated", "skipped"]
+    assert [r.status for r in env.secret_requests("PUT") if r.status == 200] == [200]
+
+
+def test_an_update_applied_before_the_connection_dropped_counts_as_rotated(env: Env) -> None:
+    def apply_then_drop(cluster: FakeCluster, req: Any) -> None:
+        cluster.add(req.body)  # the server applied it; the client never hears back
+
+    env.cluster.fault(method="PUT", path_contains=f"/secrets/{NAME}", before=apply_then_drop, drop_connection=True)
+    new = material()
+    out = env.writer.write(NS, NAME, new, [REF])
+    assert out.status == "rotated" and out.backup
+    assert data_of(assert_serves(env.cluster))["tls.crt"] == new.chain_pem
+    reasons = [r.body["reason"] for r in env.cluster.requests if r.api_group == "events.k8s.io"]
+    assert reasons == ["Rotated"]
+
+
+def test_a_lost_backup_response_does_not_duplicate_the_backup(env: Env) -> None:
+    def create_then_drop(cluster: FakeCluster, req: Any) -> None:
+        body = dict(req.body)
+        body["metadata"] = {**body["metadata"], "name": body["metadata"]["generateName"] + "lost1"}
+        cluster.add(body)
+
+    env.cluster.fault(method="POST", resource="secrets", before=create_then_drop, drop_connection=True)
+    assert env.writer.write(NS, NAME, material(), [REF]).status == "rotated"
+    assert len(env.writer.backups(NS, NAME)) == 1
+
+
+def test_failed_pruning_does_not_fail_a_rotation(env: Env) -> None:
+    env.writer.write(NS, NAME, material(), [REF])
+    env.cluster.fault(method="DELETE", resource="secrets", status=500, times=100)
+    env.writer.retention = 1
+    out = env.writer.write(NS, NAME, material(), [REF])
+    assert out.status == "rotated"
+
+
+def test_annotations_are_not_trusted_over_data(env: Env) -> None:
+    new = material()
+    env.writer.write(NS, NAME, new, [REF])
+    obj = env.cluster.get("v1", "Secret", NS, NAME)
+    assert obj is not None
+    other = f.make_leaf([HOST])
+    obj["data"]["tls.crt"] = base64.b64encode(other.cert_pem()).decode()
+    obj["data"]["tls.key"] = base64.b64encode(other.key_pem()).decode()
+    env.cluster.add(obj)  # by hand, keeping rotator's annotations
+    assert env.writer.write(NS, NAME, new, [REF]).status == "rotated"
+
+
+def test_rollback_restores_only_the_certificate_and_key(env: Env) -> None:
+    env.writer.write(NS, NAME, material(), [REF])
+    obj = env.cluster.get("v1", "Secret", NS, NAME)
+    assert obj is not None
+    new_ca = f.make_ca("Newer Client CA").pem()
+    obj["data"]["ca.crt"] = base64.b64encode(new_ca).decode()
+    obj["data"]["added-later"] = base64.b64encode(b"x").decode()
+    env.cluster.add(obj)
+    assert env.writer.rollback(NS, NAME, [REF]).status == "rolled-back"
+    got = data_of(env.cluster.get("v1", "Secret", NS, NAME) or {})
+    assert got["ca.crt"] == new_ca and got["added-later"] == b"x"  # not ours to roll back
+
+
+def test_rollback_of_a_deleted_secret_restores_its_metadata(env: Env) -> None:
+    original = env.cluster.get("v1", "Secret", NS, NAME)
+    assert original is not None
+    env.writer.write(NS, NAME, material(), [REF])
+    env.cluster.remove("v1", "Secret", NS, NAME)
+    out = env.writer.rollback(NS, NAME, [REF])
+    assert out.status == "rolled-back"
+    back = env.cluster.get("v1", "Secret", NS, NAME)
+    assert back is not None and data_of(back)["tls.crt"] == data_of(original)["tls.crt"]
+    assert back["metadata"]["labels"] == {"app": "web"} and back["metadata"]["annotations"]["team"] == "edge"
+    reasons = [r.body["reason"] for r in env.cluster.requests if r.api_group == "events.k8s.io"]
+    assert reasons[-1] == "RolledBack"
+
+
+def test_long_names_make_valid_backup_and_event_names(env: Env) -> None:
+    from rotator.cluster.events import event_name
+    from rotator.cluster.writer import safe_stem
+
+    name = ("a" * 199) + "." + ("b" * 53)
+    assert len(name) == 253
+    stem = safe_stem(name)
+    assert not stem.endswith((".", "-"))
+    ev = event_name("app-tls", f.NOW)
+    assert ev.startswith("app-tls.") and ev == ev.lower()

@@ -50,7 +50,7 @@ class ApiError(Exception):
         if self.status == 403:
             return (
                 f"forbidden: the API server refused {self.verb} on {target}{where}; grant the verb "
-                f"{self.verb!r} on {self.resource!r} to rotator's service account (see deploy/). "
+                f"{self.verb!r} on {self.resource!r} to the identity rotator runs as (deploy/ has its RBAC). "
                 f"Server said: {self.message}"
             )
         if self.status == 0:
@@ -122,6 +122,7 @@ class KubeAPI:
         self.sleep = sleep
         self.timeout = timeout
         self.stats = ApiStats()
+        self._resources: dict[str, set[str]] = {}
 
     # -- transport ------------------------------------------------------------------
 
@@ -137,10 +138,15 @@ class KubeAPI:
         query: dict[str, str] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        retry: bool = True,
     ) -> Any:
-        """One logical call: retried on 429/5xx/connection errors, never on 4xx."""
+        """One logical call: retried on 429/5xx/connection errors, never on 4xx.
+
+        ``retry=False`` for calls that must not be repeated blindly (a create with
+        generateName would duplicate if its response was lost) or are not worth waiting for.
+        """
         last: ApiError | None = None
-        for attempt in range(self.retry.attempts):
+        for attempt in range(self.retry.attempts if retry else 1):
             if attempt:
                 self.stats.retries += 1
                 self.sleep(self.retry.delay(attempt - 1, last.retry_after if last else None))
@@ -240,6 +246,7 @@ class KubeAPI:
     ) -> Iterator[dict[str, Any]]:
         """Each page of a paginated LIST (``limit``/``continue``), so memory stays one page deep."""
         token = ""
+        restarts = 0
         while True:
             query = {"limit": str(limit)}
             if token:
@@ -248,25 +255,51 @@ class KubeAPI:
                 query["labelSelector"] = label_selector
             if field_selector:
                 query["fieldSelector"] = field_selector
-            page = self.request(
-                "GET", rt.path(namespace), verb="list", resource=rt.label, namespace=namespace, query=query
-            )
+            try:
+                page = self.request(
+                    "GET", rt.path(namespace), verb="list", resource=rt.label, namespace=namespace, query=query
+                )
+            except ApiError as exc:
+                # 410 Expired: the continue token outlived the server's history; start again
+                # (items() drops the repeats).
+                if exc.status != 410 or not token or restarts >= 2:
+                    raise
+                token, restarts = "", restarts + 1
+                continue
             yield page
             token = (page.get("metadata") or {}).get("continue") or ""
             if not token:
                 return
 
     def items(self, rt: ResourceType, namespace: str | None = None, **kw: Any) -> Iterator[dict[str, Any]]:
-        """Every item across pages, with apiVersion/kind filled in (core LISTs omit them)."""
+        """Every item across pages, with apiVersion/kind filled in (core LISTs omit them).
+
+        De-duplicated: a pagination restarted after 410 Expired returns earlier items again.
+        """
+        seen: set[tuple[str, str]] = set()
         for page in self.list_pages(rt, namespace, **kw):
             for item in page.get("items") or []:
+                meta = item.get("metadata") or {}
+                key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+                if key in seen:
+                    continue
+                seen.add(key)
                 yield _with_type(item, rt)
 
-    def create(self, rt: ResourceType, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
+    def create(
+        self, rt: ResourceType, namespace: str | None, body: dict[str, Any], retry: bool = True
+    ) -> dict[str, Any]:
         name = (body.get("metadata") or {}).get("name") or (body.get("metadata") or {}).get("generateName")
         return _with_type(
             self.request(
-                "POST", rt.path(namespace), verb="create", resource=rt.label, namespace=namespace, name=name, body=body
+                "POST",
+                rt.path(namespace),
+                verb="create",
+                resource=rt.label,
+                namespace=namespace,
+                name=name,
+                body=body,
+                retry=retry,
             ),
             rt,
         )
@@ -308,8 +341,13 @@ class KubeAPI:
         return out
 
     def resources(self, group: str, version: str) -> set[str]:
-        doc = self.request("GET", f"/apis/{group}/{version}", verb="get", resource=f"apis/{group}/{version}")
-        return {r.get("name", "") for r in doc.get("resources") or [] if "/" not in r.get("name", "")}
+        key = f"{group}/{version}"
+        if key not in self._resources:
+            doc = self.request("GET", f"/apis/{key}", verb="get", resource=f"apis/{key}")
+            self._resources[key] = {
+                r.get("name", "") for r in doc.get("resources") or [] if "/" not in r.get("name", "")
+            }
+        return self._resources[key]
 
 
 def _with_type(obj: Any, rt: ResourceType) -> dict[str, Any]:
@@ -329,7 +367,8 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> Any:
 
     from kubernetes import client, config
 
-    if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+    explicit = kubeconfig is not None or context is not None or bool(os.environ.get("KUBECONFIG"))
+    if not explicit and os.environ.get("KUBERNETES_SERVICE_HOST"):
         cfg = client.Configuration()
         config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
     else:

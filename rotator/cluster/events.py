@@ -23,6 +23,19 @@ def micro_time(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def event_name(secret_name: str, now: datetime) -> str:
+    """``<name>.<hex nanoseconds>`` like client-go: events.k8s.io/v1 validates names strictly
+    (a generateName ending in '.' is refused with 422)."""
+    stem = secret_name[:200].rstrip(".-") or "secret"
+    return f"{stem}.{int(now.timestamp() * 1e9):x}{os.urandom(2).hex()}"
+
+
+def _clip(text: str, limit: int) -> str:
+    """Cut to ``limit`` UTF-8 bytes (the API counts bytes), never inside a character."""
+    data = text.encode()
+    return text if len(data) <= limit else data[:limit].decode("utf-8", "ignore")
+
+
 def event_body(
     regarding: dict[str, Any], reason: str, action: str, note: str, type_: str, now: datetime, instance: str
 ) -> dict[str, Any]:
@@ -31,14 +44,14 @@ def event_body(
     return {
         "apiVersion": "events.k8s.io/v1",
         "kind": "Event",
-        "metadata": {"generateName": f"{name[:200]}.", "namespace": meta.get("namespace")},
+        "metadata": {"name": event_name(name, now), "namespace": meta.get("namespace")},
         "eventTime": micro_time(now),
         "reportingController": CONTROLLER,
         "reportingInstance": instance[:128],
         "action": action,
         "reason": reason,
         "type": type_,
-        "note": note[:NOTE_LIMIT],
+        "note": _clip(note, NOTE_LIMIT),
         "regarding": {
             "apiVersion": "v1",
             "kind": regarding.get("kind", "Secret"),
@@ -63,6 +76,6 @@ class EventRecorder:
         )
         ns = body["metadata"]["namespace"]
         try:
-            self.api.create(EVENTS, ns, body)
+            self.api.create(EVENTS, ns, body, retry=False)  # a courtesy: never hold up a rotation
         except ApiError as exc:
             self.log.warning("event not recorded", reason=reason, namespace=ns, error=str(exc))

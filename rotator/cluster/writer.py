@@ -38,6 +38,7 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 ANN_BACKUP_OF = "rotator.io/backup-of"
 ANN_BACKUP_AT = "rotator.io/backup-at"
 ANN_BACKUP_RV = "rotator.io/backup-resource-version"
+ANN_BACKUP_METADATA = "rotator.io/backup-metadata"  # the original labels and annotations, JSON
 OCSP_KEY = "tls.ocsp-staple"
 TLS_FAMILY = ("tls.crt", "tls.key")
 # What a candidate must not have before it may replace a serving credential.
@@ -115,6 +116,11 @@ def leaf_facts(chain_pem: bytes) -> tuple[str, str]:
     return format(leaf.serial_number, "x"), rfc3339(certs.not_after(leaf))
 
 
+def safe_stem(name: str, limit: int = 200) -> str:
+    """A prefix of ``name`` that can start a longer DNS-subdomain name (no trailing '.' or '-')."""
+    return name[:limit].rstrip(".-") or "secret"
+
+
 def label_value(name: str) -> str:
     """A Secret name as a label value (63 chars, alphanumeric ends), hashed when it does not fit."""
     if len(name) <= 63 and re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?", name):
@@ -183,13 +189,16 @@ def new_secret(namespace: str, name: str, material: Material, now: datetime) -> 
 
 def backup_secret(current: dict[str, Any], now: datetime) -> dict[str, Any]:
     """A full copy of the version about to be replaced, findable by label, never referenced by Istio."""
+    import json
+
     meta = current.get("metadata") or {}
     name = str(meta["name"])
+    saved = {"labels": meta.get("labels") or {}, "annotations": meta.get("annotations") or {}}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {
-            "generateName": f"{name[:200]}-rotator-backup-",
+            "generateName": f"{safe_stem(name)}-rotator-backup-",
             "namespace": meta.get("namespace"),
             "labels": {LABEL_BACKUP_OF: label_value(name), LABEL_MANAGED_BY: "rotator"},
             "annotations": {
@@ -197,6 +206,7 @@ def backup_secret(current: dict[str, Any], now: datetime) -> dict[str, Any]:
                 ANN_BACKUP_AT: rfc3339(now),
                 ANN_BACKUP_RV: str(meta.get("resourceVersion", "")),
                 **{k: v for k, v in (meta.get("annotations") or {}).items() if k in ROTATION_ANNOTATIONS},
+                ANN_BACKUP_METADATA: json.dumps(saved, sort_keys=True),
             },
         },
         "type": current.get("type", "Opaque"),
@@ -215,6 +225,30 @@ def _backup_order(backup: dict[str, Any]) -> tuple[str, int]:
 
 
 # --- the imperative shell ----------------------------------------------------------
+
+
+def _serial_in(secret: dict[str, Any]) -> str | None:
+    """Serial of the leaf the Secret actually holds (not what its annotations claim)."""
+    data = decoded(secret)
+    family = select_server_keys(data)
+    if family is None:
+        return None
+    try:
+        return leaf_facts(data[family[0]])[0]
+    except (ValueError, IndexError):
+        return None
+
+
+def _copy_ca_keys(body: dict[str, Any], sibling: dict[str, Any] | None) -> dict[str, Any]:
+    """A new copy in another gateway namespace gets the sibling's client CA: the CA is not
+    ours to choose, but a MUTUAL server there needs the same one to work at all."""
+    if sibling is None:
+        return body
+    for key in ("ca.crt", "cacert", "ca.crl", "crl"):
+        value = (sibling.get("data") or {}).get(key)
+        if value:
+            body["data"][key] = value
+    return body
 
 
 class SecretWriter:
@@ -239,21 +273,45 @@ class SecretWriter:
         own = [b for b in items if ((b.get("metadata") or {}).get("annotations") or {}).get(ANN_BACKUP_OF) == name]
         return sorted(own, key=_backup_order, reverse=True)
 
-    def _ensure_backup(self, current: dict[str, Any], existing: list[dict[str, Any]]) -> str:
-        rv = str((current.get("metadata") or {}).get("resourceVersion", ""))
+    def _backup_for(self, rv: str, existing: list[dict[str, Any]]) -> str | None:
         for b in existing:
             if ((b.get("metadata") or {}).get("annotations") or {}).get(ANN_BACKUP_RV) == rv:
                 return str(b["metadata"]["name"])
-        ns = current["metadata"]["namespace"]
-        created = self.api.create(SECRETS, ns, backup_secret(current, self.clock()))
-        return str(created["metadata"]["name"])
+        return None
+
+    def _ensure_backup(self, current: dict[str, Any], existing: list[dict[str, Any]]) -> str:
+        """A backup of exactly the version about to be replaced, created once.
+
+        The create is not retried blindly (a lost response would leave a duplicate);
+        after a transient failure the backups are listed again to see if it landed.
+        """
+        meta = current.get("metadata") or {}
+        rv = str(meta.get("resourceVersion", ""))
+        found = self._backup_for(rv, existing)
+        if found:
+            return found
+        ns, name = meta["namespace"], meta["name"]
+        for _ in range(3):
+            try:
+                created = self.api.create(SECRETS, ns, backup_secret(current, self.clock()), retry=False)
+                return str(created["metadata"]["name"])
+            except ApiError as exc:
+                if not exc.transient:
+                    raise
+                found = self._backup_for(rv, self.backups(ns, name))
+                if found:
+                    return found
+        raise ApiError(
+            0, "BackupFailed", "could not create the backup; not updating without one", "create", "secrets", ns, name
+        )
 
     def _prune(self, namespace: str, name: str) -> None:
-        for old in self.backups(namespace, name)[self.retention :]:
-            try:
+        """Best effort: a failed prune never turns a done rotation into a failure."""
+        try:
+            for old in self.backups(namespace, name)[self.retention :]:
                 self.api.delete(SECRETS, namespace, old["metadata"]["name"])
-            except ApiError as exc:
-                self.log.warning("backup not pruned", namespace=namespace, secret=name, error=str(exc))
+        except ApiError as exc:
+            self.log.warning("backups not pruned", namespace=namespace, secret=name, error=str(exc))
 
     def _event(self, obj: dict[str, Any], reason: str, action: str, note: str, warning: bool = False) -> None:
         if self.events is not None:
@@ -266,8 +324,15 @@ class SecretWriter:
         material: Material,
         references: Sequence[Reference],
         still_needed: Callable[[dict[str, Any]], bool] | None = None,
+        read_version: str | None = None,
+        sibling: dict[str, Any] | None = None,
     ) -> Outcome:
-        """Rotate one Secret copy; returns what happened, never raises for API trouble."""
+        """Rotate one Secret copy; returns what happened, never raises for API trouble.
+
+        ``read_version`` is the resourceVersion the plan was made from. If the Secret
+        changed since (or a write conflicts), rotator re-reads and asks ``still_needed``;
+        without that callback it does not overwrite a Secret it has not seen.
+        """
         now = self.clock()
         stub = {"kind": "Secret", "metadata": {"namespace": namespace, "name": name}}
         problems = validate(material, references, now)
@@ -279,10 +344,12 @@ class SecretWriter:
             return Outcome(namespace, name, "failed", f"validation failed: {note}", findings=tuple(problems))
         serial, _ = leaf_facts(material.chain_pem)
         try:
-            return self._write(namespace, name, material, serial, still_needed)
+            outcome = self._write(namespace, name, material, serial, still_needed, read_version, sibling)
         except ApiError as exc:
-            self._event(stub, "RotationFailed", "Update", str(exc), warning=True)
-            return Outcome(namespace, name, "failed", str(exc), serial=serial)
+            outcome = Outcome(namespace, name, "failed", str(exc), serial=serial)
+        if outcome.status == "failed":
+            self._event(stub, "RotationFailed", "Update", outcome.message, warning=True)
+        return outcome
 
     def _write(
         self,
@@ -291,43 +358,65 @@ class SecretWriter:
         material: Material,
         serial: str,
         still_needed: Callable[[dict[str, Any]], bool] | None,
+        read_version: str | None,
+        sibling: dict[str, Any] | None,
     ) -> Outcome:
+        sent = False  # an update went out; its response may have been lost
+        backup: str | None = None
         for attempt in range(self.max_conflicts):
             current = self.api.get(SECRETS, namespace, name)
             if current is None:
+                if read_version:  # it existed when planned: someone deleted it meanwhile
+                    return Outcome(namespace, name, "skipped", "deleted since it was read; re-planned next pass")
+                body = _copy_ca_keys(new_secret(namespace, name, material, self.clock()), sibling)
                 try:
-                    created = self.api.create(SECRETS, namespace, new_secret(namespace, name, material, self.clock()))
+                    created = self.api.create(SECRETS, namespace, body)
                 except ApiError as exc:
-                    if exc.status == 409:  # someone created it meanwhile: read it and decide again
+                    if exc.status == 409:  # created meanwhile: read it and decide again
+                        read_version = read_version or "created-concurrently"
                         continue
                     raise
                 self._event(created, "Rotated", "Create", f"created with certificate serial {serial}")
                 return Outcome(namespace, name, "created", "Secret created", serial=serial)
-            annotations = (current.get("metadata") or {}).get("annotations") or {}
-            if annotations.get(ANN_SERIAL) == serial:
-                # Our own earlier write (e.g. the response was lost on a reset): done.
+            holds = _serial_in(current)
+            if holds == serial:
+                if sent:  # our update landed though its response did not
+                    return self._done(current, namespace, name, serial, backup)
                 return Outcome(namespace, name, "unchanged", "already holds this certificate", serial=serial)
-            if attempt and still_needed is not None and not still_needed(current):
-                return Outcome(namespace, name, "skipped", "rotated concurrently by another writer; nothing to do")
+            rv = str((current.get("metadata") or {}).get("resourceVersion", ""))
+            changed = attempt > 0 or (read_version is not None and rv != read_version)
+            if changed and (still_needed is None or not still_needed(current)):
+                return Outcome(
+                    namespace, name, "skipped", "changed by another writer since it was read; nothing overwritten"
+                )
             backup = self._ensure_backup(current, self.backups(namespace, name))
             try:
+                sent = True
                 updated = self.api.update(SECRETS, namespace, updated_secret(current, material, self.clock()))
             except ApiError as exc:
                 if exc.status == 409:
                     self.log.info("conflict; re-reading", namespace=namespace, secret=name, attempt=attempt + 1)
                     continue
+                if exc.transient:
+                    # Retries are spent; maybe it was applied all the same: look once.
+                    after = self.api.get(SECRETS, namespace, name)
+                    if after is not None and _serial_in(after) == serial:
+                        return self._done(after, namespace, name, serial, backup)
                 raise
-            self._prune(namespace, name)
-            self._event(
-                updated,
-                "Rotated",
-                "Update",
-                f"rotated to certificate serial {serial}; previous version kept in Secret {backup}",
-            )
-            return Outcome(namespace, name, "rotated", "Secret updated", backup=backup, serial=serial)
+            return self._done(updated, namespace, name, serial, backup)
         return Outcome(
             namespace, name, "failed", f"gave up after {self.max_conflicts} conflicting writes", serial=serial
         )
+
+    def _done(self, updated: dict[str, Any], namespace: str, name: str, serial: str, backup: str | None) -> Outcome:
+        self._prune(namespace, name)
+        self._event(
+            updated,
+            "Rotated",
+            "Update",
+            f"rotated to certificate serial {serial}; previous version kept in Secret {backup}",
+        )
+        return Outcome(namespace, name, "rotated", "Secret updated", backup=backup, serial=serial)
 
     def write_copies(
         self,
@@ -335,6 +424,7 @@ class SecretWriter:
         material: Material,
         references: Sequence[Reference],
         still_needed: Callable[[dict[str, Any]], bool] | None = None,
+        read_versions: dict[tuple[str, str], str] | None = None,
     ) -> list[Outcome]:
         """The same certificate into every namespace Istio reads it from (§2.2).
 
@@ -355,7 +445,17 @@ class SecretWriter:
                 Outcome(ns, name, "failed", f"validation failed: {note}", findings=tuple(problems))
                 for ns, name in copies
             ]
-        return [self.write(ns, name, material, references, still_needed) for ns, name in copies]
+        sibling: dict[str, Any] | None = None
+        out = []
+        for ns, name in copies:
+            version = (read_versions or {}).get((ns, name))
+            if sibling is None:
+                try:
+                    sibling = self.api.get(SECRETS, ns, name) if version else None
+                except ApiError:
+                    sibling = None
+            out.append(self.write(ns, name, material, references, still_needed, version, sibling))
+        return out
 
     def rollback(
         self,
@@ -365,11 +465,16 @@ class SecretWriter:
         to: str | None = None,
         dry_run: bool = False,
     ) -> Outcome:
-        """Restore the newest (or the named) backup, under the same safety rules as a rotation."""
+        """Restore the certificate and key of the newest (or the named) backup, under the
+        same safety rules as a rotation; everything else in the Secret stays as it is now."""
+        stub = {"kind": "Secret", "metadata": {"namespace": namespace, "name": name}}
         try:
-            return self._rollback(namespace, name, references, to, dry_run)
+            outcome = self._rollback(namespace, name, references, to, dry_run)
         except ApiError as exc:
-            return Outcome(namespace, name, "failed", str(exc))
+            outcome = Outcome(namespace, name, "failed", str(exc))
+        if outcome.status == "failed" and not dry_run:
+            self._event(stub, "RollbackFailed", "Rollback", outcome.message, warning=True)
+        return outcome
 
     def _rollback(
         self, namespace: str, name: str, references: Sequence[Reference], to: str | None, dry_run: bool
@@ -377,14 +482,14 @@ class SecretWriter:
         for _attempt in range(self.max_conflicts):
             backups = self.backups(namespace, name)
             current = self.api.get(SECRETS, namespace, name)
-            current_data = decoded(current) if current else {}
+            current_serial = _serial_in(current) if current else None
             if to is not None:
                 chosen = next((b for b in backups if b["metadata"]["name"] == to), None)
                 if chosen is None:
                     return Outcome(namespace, name, "failed", f"no backup named {to!r} of Secret {namespace}/{name}")
             else:
-                # the newest backup that differs from what is there now
-                chosen = next((b for b in backups if decoded(b) != current_data), None)
+                # the newest backup holding a different certificate than the one served now
+                chosen = next((b for b in backups if _serial_in(b) != current_serial), None)
                 if chosen is None:
                     return Outcome(namespace, name, "failed", f"no backup of Secret {namespace}/{name} to restore")
             data = decoded(chosen)
@@ -395,8 +500,6 @@ class SecretWriter:
             problems = validate(material, references, self.clock(), family)
             if problems:
                 note = "; ".join(f"{f.code}: {f.message}" for f in problems)
-                if current is not None and not dry_run:
-                    self._event(current, "RollbackFailed", "Validate", f"backup rejected: {note}", warning=True)
                 return Outcome(
                     namespace,
                     name,
@@ -405,19 +508,17 @@ class SecretWriter:
                     findings=tuple(problems),
                 )
             serial, _ = leaf_facts(material.chain_pem)
+            label = chosen["metadata"]["name"]
             if dry_run:
-                return Outcome(
-                    namespace,
-                    name,
-                    "rolled-back",
-                    f"would restore {chosen['metadata']['name']}",
-                    backup=chosen["metadata"]["name"],
-                    serial=serial,
-                )
+                return Outcome(namespace, name, "rolled-back", f"would restore {label}", backup=label, serial=serial)
             restored_ann = {
                 k: v for k, v in ((chosen["metadata"].get("annotations") or {}).items()) if k in ROTATION_ANNOTATIONS
             }
+            restored_ann[ANN_ROLLED_BACK_AT] = rfc3339(self.clock())
+            backup_data = dict(chosen.get("data") or {})
+            cert_keys = ("cert", "key", *TLS_FAMILY, OCSP_KEY)  # restored; everything else stays as now
             if current is None:
+                saved = _saved_metadata(chosen)
                 body = {
                     "apiVersion": "v1",
                     "kind": "Secret",
@@ -425,27 +526,30 @@ class SecretWriter:
                     "metadata": {
                         "name": name,
                         "namespace": namespace,
-                        "annotations": {**restored_ann, ANN_ROLLED_BACK_AT: rfc3339(self.clock())},
+                        "labels": saved.get("labels", {}),
+                        "annotations": {**saved.get("annotations", {}), **restored_ann},
                     },
-                    "data": dict(chosen.get("data") or {}),
+                    "data": backup_data,
                 }
-                self.api.create(SECRETS, namespace, body)
-                return Outcome(
-                    namespace,
-                    name,
-                    "rolled-back",
-                    f"re-created from {chosen['metadata']['name']}",
-                    backup=chosen["metadata"]["name"],
-                    serial=serial,
+                try:
+                    created = self.api.create(SECRETS, namespace, body)
+                except ApiError as exc:
+                    if exc.status == 409:
+                        continue
+                    raise
+                self._event(
+                    created, "RolledBack", "Rollback", f"re-created with certificate serial {serial} from {label}"
                 )
+                return Outcome(namespace, name, "rolled-back", f"re-created from {label}", backup=label, serial=serial)
             self._ensure_backup(current, backups)  # the rollback itself can be undone
             meta = dict(current["metadata"])
             ann = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in ROTATION_ANNOTATIONS}
             ann.update(restored_ann)
-            ann[ANN_ROLLED_BACK_AT] = rfc3339(self.clock())
             meta["annotations"] = ann
             meta.pop("managedFields", None)
-            body = {**current, "metadata": meta, "data": dict(chosen.get("data") or {})}
+            new_data = {k: v for k, v in (current.get("data") or {}).items() if k not in cert_keys}
+            new_data.update({k: v for k, v in backup_data.items() if k in cert_keys})
+            body = {**current, "metadata": meta, "data": new_data}
             try:
                 updated = self.api.update(SECRETS, namespace, body)
             except ApiError as exc:
@@ -453,18 +557,17 @@ class SecretWriter:
                     continue
                 raise
             self._prune(namespace, name)
-            self._event(
-                updated,
-                "RolledBack",
-                "Rollback",
-                f"restored certificate serial {serial} from {chosen['metadata']['name']}",
-            )
-            return Outcome(
-                namespace,
-                name,
-                "rolled-back",
-                f"restored {chosen['metadata']['name']}",
-                backup=chosen["metadata"]["name"],
-                serial=serial,
-            )
+            self._event(updated, "RolledBack", "Rollback", f"restored certificate serial {serial} from {label}")
+            return Outcome(namespace, name, "rolled-back", f"restored {label}", backup=label, serial=serial)
         return Outcome(namespace, name, "failed", f"gave up after {self.max_conflicts} conflicting writes")
+
+
+def _saved_metadata(backup: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    raw = ((backup.get("metadata") or {}).get("annotations") or {}).get(ANN_BACKUP_METADATA, "{}")
+    try:
+        saved = json.loads(raw)
+    except ValueError:
+        return {}
+    return saved if isinstance(saved, dict) else {}
