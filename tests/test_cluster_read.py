@@ -183,3 +183,59 @@ def test_client_configuration_prefers_explicit_then_in_cluster_then_kubeconfig(
         monkeypatch.undo()
         client = connect(str(cluster.kubeconfig(tmp_path / "kc")))
         assert client.configuration.host == cluster.url
+
+
+def test_gateway_selectors_share_one_pod_list_per_label_key(tmp_path: Path) -> None:
+    with FakeCluster(rbac_manifests=kube.deploy_rbac()) as cluster:
+        for i in range(40):
+            kube.seed_object(cluster, f.deployment(f"gw-{i}", "istio-system", {"istio": f"gw{i}"}))
+            kube.seed_object(
+                cluster, f.gateway(f"g{i}", [f.server([f"h{i}.example.com"], f"s{i}")], selector={"istio": f"gw{i}"})
+            )
+        api = kube.api(cluster.kubeconfig(tmp_path / "kc"))
+        result = read_cluster(api)
+        assert len(result.inventory.workloads) == 40
+        assert len([r for r in cluster.requests if r.resource == "pods"]) == 1
+
+
+def test_an_unparsable_selector_is_a_finding_not_a_failed_read(tmp_path: Path) -> None:
+    with FakeCluster(rbac_manifests=kube.deploy_rbac()) as cluster:
+        kube.seed(cluster, ROOT / "examples/seed", ROOT / "examples/cluster/workloads.yaml")
+        kube.seed_object(
+            cluster,
+            f.gateway("odd", [f.server(["odd.example.com"], "odd-tls")], namespace="apps", selector={"app": "a b"}),
+        )
+        code, doc = cli_json("--kubeconfig", str(cluster.kubeconfig(tmp_path / "kc")))
+    assert code == 2
+    assert any(x["code"] == "invalid-manifest" and "apps/odd" in x["message"] for x in doc["findings"])
+    assert any(c["name"] == "api-tls-secret" for c in doc["credentials"])
+
+
+def test_get_without_list_still_reads_every_secret(tmp_path: Path) -> None:
+    rbac = kube.deploy_rbac()
+    for d in rbac:
+        if d["kind"] == "Role":
+            for rule in d["rules"]:
+                if "secrets" in rule["resources"]:
+                    rule["verbs"] = [v for v in rule["verbs"] if v != "list"]
+    with FakeCluster(rbac_manifests=rbac) as cluster:
+        kube.seed_object(cluster, f.ingress())
+        for i in range(5):
+            kube.seed_object(cluster, f.gateway(f"g{i}", [f.server([f"h{i}.example.com"], f"s{i}")]))
+            kube.seed_object(cluster, f.secret(f"s{i}", leaf=f.make_leaf([f"h{i}.example.com"])))
+        result = read_cluster(kube.api(cluster.kubeconfig(tmp_path / "kc")))
+        assert len(result.inventory.secrets) == 5 and result.inventory.unreadable == {}
+
+
+def test_list_and_get_paths_report_ignored_secret_types_alike(tmp_path: Path) -> None:
+    """A referenced Secret of a type istiod never reads says so, whichever read path found it."""
+    with FakeCluster() as cluster:
+        kube.seed_object(cluster, f.ingress())
+        for i in range(4):
+            kube.seed_object(cluster, f.gateway(f"g{i}", [f.server([f"h{i}.example.com"], f"s{i}")]))
+        kube.seed_object(cluster, f.secret("s0", type_="kubernetes.io/service-account-token", data={"token": b"x"}))
+        result = read_cluster(kube.api(cluster.kubeconfig(tmp_path / "kc")), page_size=2)
+        assert any(
+            r.verb == "list" and r.resource == "secrets" and r.query.get("fieldSelector") for r in cluster.requests
+        )
+        assert [s.name for s in result.inventory.secrets] == ["s0"]

@@ -12,6 +12,7 @@ Efficiency rules (issue: never read every Secret of a cluster):
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -19,8 +20,9 @@ from typing import Any
 
 from rotator.cluster.api import CONFIGMAPS, PODS, SECRETS, ApiError, KubeAPI, ResourceType
 from rotator.discovery import CACERT_SUFFIX, GATEWAY_LABEL_KEYS, DiscoveryOptions, discover
+from rotator.findings import finding
 from rotator.inventory import build_inventory
-from rotator.model import Finding, Inventory, RawObject, Source
+from rotator.model import Finding, Inventory, ObjectRef, RawObject, Source
 
 ISTIO = "networking.istio.io"
 GATEWAY_API = "gateway.networking.k8s.io"
@@ -79,7 +81,9 @@ def read_cluster(
         rt = ResourceType(GATEWAY_API, version, plural, kind)
         raws += [RawObject(_source(rt), o) for o in api.items(rt, limit=page_size)]
 
-    raws += _gateway_pods(api, raws, page_size)
+    pods, pod_findings = _gateway_pods(api, raws, page_size)
+    raws += pods
+    result.findings.extend(pod_findings)
     partial, _ = build_inventory(raws, workloads_known=True)
     specs, _ = discover(partial, options)
     wanted_secrets: dict[str, set[str]] = defaultdict(set)
@@ -135,22 +139,53 @@ def _selector(labels: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
-def _gateway_pods(api: KubeAPI, raws: list[RawObject], page_size: int) -> list[RawObject]:
-    """Gateway pods by each distinct selector; only their namespace and labels are kept."""
-    selectors: set[str] = set()
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+def _valid_selector(sel: dict[str, Any]) -> bool:
+    return all(
+        isinstance(k, str) and isinstance(v, str) and _LABEL_KEY.match(k) and len(v) <= 63 and _LABEL_VALUE.match(v)
+        for k, v in sel.items()
+    )
+
+
+def _gateway_pods(api: KubeAPI, raws: list[RawObject], page_size: int) -> tuple[list[RawObject], list[Finding]]:
+    """Gateway pods, with one LIST per distinct label key (``key in (v1, v2, …)``), not per Gateway.
+
+    Selectors are grouped by their first key, so 200 Gateways selecting ``istio=<x>`` cost
+    one request; pods are then matched exactly by discovery. Only namespace and labels
+    are kept. A selector the API server could never parse becomes a finding on its
+    Gateway instead of failing the whole read.
+    """
+    findings: list[Finding] = []
+    by_key: dict[str, set[str]] = {}
+    exists: set[str] = set()
     for raw in raws:
         body = raw.body
         if body.get("kind") != "Gateway" or not str(body.get("apiVersion", "")).startswith(ISTIO):
             continue
         sel = (body.get("spec") or {}).get("selector")
         if isinstance(sel, dict) and sel:
-            if all(isinstance(v, str) for v in sel.values()):
-                selectors.add(_selector(sel))
+            if not _valid_selector(sel):
+                meta = body.get("metadata") or {}
+                ref = ObjectRef("Gateway", str(meta.get("namespace", "")), str(meta.get("name", "")))
+                findings.append(
+                    finding(
+                        "invalid-manifest",
+                        f"{ref}: spec.selector {sel!r} is not a valid label selector; no pod can match it.",
+                        ref,
+                    )
+                )
+                continue
+            key = sorted(sel)[0]
+            by_key.setdefault(key, set()).add(sel[key])
         else:
-            selectors.update(GATEWAY_LABEL_KEYS)  # an empty selector picks every gateway pod
+            exists.update(GATEWAY_LABEL_KEYS)  # an empty selector picks every gateway pod
+    queries = [f"{k} in ({','.join(sorted(v))})" for k, v in sorted(by_key.items())] + sorted(exists)
     seen: dict[tuple[str, str], RawObject] = {}
-    for sel in sorted(selectors):
-        for pod in api.items(PODS, label_selector=sel, limit=page_size):
+    for query in queries:
+        for pod in api.items(PODS, label_selector=query, limit=page_size):
             meta = pod.get("metadata") or {}
             slim = {
                 "apiVersion": "v1",
@@ -162,7 +197,7 @@ def _gateway_pods(api: KubeAPI, raws: list[RawObject], page_size: int) -> list[R
                 },
             }
             seen[(str(meta.get("namespace")), str(meta.get("name")))] = RawObject(_source(PODS), slim)
-    return list(seen.values())
+    return list(seen.values()), findings
 
 
 def _secrets_in(
@@ -178,7 +213,12 @@ def _secrets_in(
             return _get_each(api, namespace, names)
         # The API server omits remainingItemCount when a selector is set, so the size
         # probe goes without one (it may count Helm releases too: an overestimate is safe).
-        probe = next(api.list_pages(SECRETS, namespace, limit=1))
+        try:
+            probe = next(api.list_pages(SECRETS, namespace, limit=1))
+        except ApiError as exc:
+            if exc.status != 403:
+                raise
+            return _get_each(api, namespace, names)  # a grant of get without list still works
         meta = probe.get("metadata") or {}
         remaining = meta.get("remainingItemCount")
         if remaining is None and meta.get("continue"):
@@ -190,7 +230,10 @@ def _secrets_in(
         for item in api.items(SECRETS, namespace, field_selector=SECRET_FIELD_SELECTOR, limit=page_size):
             if (item.get("metadata") or {}).get("name") in names:
                 out.append(RawObject(_source(SECRETS), item))
-        return out
+        # Names the filtered LIST did not return: usually absent, rarely of a type istiod
+        # ignores. A GET tells which, so the report matches the one from manifests.
+        missing = names - {r.body["metadata"]["name"] for r in out}
+        return out + _get_each(api, namespace, missing)
     except ApiError as exc:
         if exc.status != 403:
             raise
