@@ -910,7 +910,7 @@ def test_events_share_storage_between_events_v1_and_core_v1(cluster: FakeCluster
     events, core = client.EventsV1Api(api), client.CoreV1Api(api)
     now = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
     body = {
-        "metadata": {"generateName": "cert."},
+        "metadata": {"generateName": "cert-"},
         "eventTime": now,
         "reportingController": "rotator.example.com/rotator",
         "reportingInstance": "rotator-0",
@@ -1024,3 +1024,20 @@ def test_concurrent_clients_get_distinct_resource_versions(cluster: FakeCluster,
     assert len(cluster.list("v1", "Secret", "default")) == 120
     cluster.reset_requests()
     assert cluster.requests == []
+
+
+def test_generate_name_is_validated_as_a_prefix_like_the_real_server(tmp_path: Path) -> None:
+    import kubernetes
+
+    with FakeCluster() as cluster:
+        api = kubernetes.client.CoreV1Api(
+            kubernetes.config.new_client_from_config(
+                config_file=str(cluster.kubeconfig(tmp_path / "k", token="admin-token"))
+            )
+        )
+        body = {"metadata": {"generateName": "app-tls.", "namespace": "default"}, "data": {}}
+        with pytest.raises(kubernetes.client.ApiException) as info:
+            api.create_namespaced_secret("default", body)
+        assert info.value.status == 422
+        ok = api.create_namespaced_secret("default", {"metadata": {"generateName": "app-tls-"}, "data": {}})
+        assert ok.metadata.name.startswith("app-tls-")

@@ -368,6 +368,13 @@ def validate_meta(rk: ResourceKind, obj: dict[str, Any]) -> list[FieldError]:
         errs.append(FieldError("Required", "metadata.name", detail="name or generateName is required"))
     else:
         errs += [FieldError("Invalid", "metadata.name", name, m) for m in _name_errors(rk, name)]
+    generate = meta.get("generateName") or ""
+    if generate:
+        # ValidateObjectMeta checks generateName as a name prefix: only a trailing '-' is
+        # masked (NameIsDNSSubdomain(prefix=true)), so "app-tls." is refused.
+        masked = generate[:-1] if generate.endswith("-") else generate
+        if masked and not _SUBDOMAIN_RE.match(masked):
+            errs.append(FieldError("Invalid", "metadata.generateName", generate, SUBDOMAIN_MSG))
     ns = meta.get("namespace") or ""
     if rk.namespaced and ns and not _LABEL_RE.match(ns):
         errs.append(FieldError("Invalid", "metadata.namespace", ns, LABEL_MSG))
