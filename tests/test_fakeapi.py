@@ -931,7 +931,7 @@ def test_events_share_storage_between_events_v1_and_core_v1(cluster: FakeCluster
     with pytest.raises(UnprocessableEntityException) as err:
         events.create_namespaced_event("istio-system", {**body, "reportingController": "", "type": "Info"})
     assert re.fullmatch(
-        r'Event\.events\.k8s\.io "cert\.[a-z0-9]{5}" is invalid: \[reportingController: Required value, '
+        r'Event\.events\.k8s\.io "cert-[a-z0-9]{5}" is invalid: \[reportingController: Required value, '
         r'type: Invalid value: "": has invalid value: Info\]',
         status_of(err.value)["message"],
     )
