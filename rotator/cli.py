@@ -64,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="namespace for manifests without metadata.namespace (default: config, else 'default')",
     )
     check.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="table colours")
+    check.add_argument(
+        "--exit-codes",
+        choices=("nagios", "job"),
+        default="nagios",
+        help="nagios (default): 0/1/2/3 as below; job: for a CronJob, 0 when the pass ran and every renewal it "
+        "attempted succeeded, 1 when a renewal failed, 3 when it could not run (findings go to metrics/alerts, "
+        "not to Job failures that would retry the pass)",
+    )
     _cluster(check)
 
     rollback = sub.add_parser(
@@ -234,6 +242,8 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
     else:
         color = {"always": True, "never": False}.get(args.color)
         write_table(result, stdout, color=color)
+    if args.exit_codes == "job":
+        return 1 if any(o.status == "failed" for o in result.renewals) else 0
     return exit_code(result)
 
 

@@ -132,7 +132,21 @@ def test_secrets_are_only_reachable_through_namespaced_roles() -> None:
                 assert set(rule["verbs"]) <= {"get", "list"}, "cluster-wide access is read-only"
                 assert "*" not in rule["resources"] and "*" not in rule["verbs"]
     roles = [d for d in docs if d["kind"] == "Role"]
-    assert roles and all(d["metadata"]["namespace"] != "rotator" for d in roles)
+    own = [d for d in roles if d["metadata"]["namespace"] == "rotator"]
+    assert [r["metadata"]["name"] for r in own] == ["rotator-self"]
+    for rule in own[0]["rules"]:  # its own namespace: state and issuer credentials, never delete/list
+        assert set(rule["verbs"]) <= {"get", "create", "update"}
+        assert "update" not in rule["verbs"] or rule["resources"] == ["configmaps"]
     for role in roles:
         for rule in role["rules"]:
             assert "*" not in rule["verbs"] and "watch" not in rule["verbs"] and "patch" not in rule["verbs"]
+
+
+def test_the_cronjob_runs_a_command_rotator_has() -> None:
+    """The shipped args must parse: a typo here is a Job failing every six hours."""
+    from rotator.cli import build_parser
+
+    (cron,) = [d for d in all_docs() if d["kind"] == "CronJob"]
+    (container,) = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    args = build_parser().parse_args(container["args"])
+    assert args.command == "check" and args.exit_codes == "job" and not args.dry_run
