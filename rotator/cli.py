@@ -308,7 +308,9 @@ def _renew(result: Any, inventory: Any, config: Any, api: Any) -> Any:
     issuers = build_issuers(config, api, utcnow)
     writer = SecretWriter(api, utcnow, EventRecorder(api, utcnow), retention=config.renewal.backup_retention)
     state = ConfigMapState(api, config.renewal.state_namespace, config.renewal.state_configmap, "renewal.json")
-    outcomes = Renewer(api, config, issuers, writer, state, utcnow).run(result, inventory)
+    renewer = Renewer(api, config, issuers, writer, state, utcnow)
+    result = renewer.ari_upgrade(result, inventory)
+    outcomes = renewer.run(result, inventory)
     used = sorted({c.issuer for c in result.credentials if c.action == "renew" and c.issuer in issuers})
     health = [f for name in used for f in issuers[name].health(utcnow())]
     extra = tuple(health) + tuple(f for o in outcomes for f in o.findings)

@@ -137,6 +137,37 @@ class Renewer:
         self.initial = parse_duration(config.renewal.backoff_initial)
         self.cap = parse_duration(config.renewal.backoff_max)
 
+    def ari_upgrade(self, result: CheckResult, inv: Inventory) -> CheckResult:
+        """Renew inside the CA's suggested window (ACME ARI, RFC 9773) even before the
+        percentage rule; a CA without ARI changes nothing. Real runs only."""
+        from rotator.issuers.acme_issuer import ari_due
+
+        now = self.clock()
+        changed: list[Credential] = []
+        for cred in result.credentials:
+            issuer = self.issuers.get(cred.issuer or "")
+            if (
+                cred.action != "none"
+                or cred.state != "ok"
+                or cred.spec.role != "server"
+                or issuer is None
+                or cred.certificate is None
+            ):
+                changed.append(cred)
+                continue
+            chain, _ = _current(inv.secret(cred.spec.namespace, cred.spec.name))
+            window = issuer.renewal_window(chain[0]) if chain else None
+            if window is not None and ari_due(window, chain[0], now):
+                cred = replace(
+                    cred,
+                    action="renew",
+                    state="due",
+                    reason=f"ari: inside the CA's suggested renewal window ({rfc3339(window[0])} to "
+                    f"{rfc3339(window[1])})",
+                )
+            changed.append(cred)
+        return replace(result, credentials=tuple(changed))
+
     def run(self, result: CheckResult, inv: Inventory) -> list[RenewalOutcome]:
         groups = group_copies(result.credentials)
         if not groups:

@@ -1,0 +1,463 @@
+"""`rotator check` renews: the fake API server (real protocol, RBAC from deploy/), real
+issuers, real TLS handshakes with what was written."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import socket
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.x509 import DNSName
+from cryptography.x509.verification import PolicyBuilder, Store
+
+from rotator import certs, pki
+from rotator.cli import main
+from rotator.cluster.writer import SecretWriter
+from rotator.config import parse_config
+from rotator.issuers.base import Issued, IssueRequest, IssuerError
+from rotator.issuers.ca import CAIssuer, load_material
+from rotator.pipeline import run_check
+from rotator.renewal import Renewer, backoff_delay, failure_entry, pending_name
+from rotator.state import ConfigMapState, MemoryState
+from tests import acmeenv, kube
+from tests import factory as f
+from tests.fakeapi import FakeCluster
+
+NS, NAME, HOST = "istio-system", "app-tls", "app.example.com"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CA:
+    def __init__(self, cn: str = "Rotator Test Root") -> None:
+        self.key = pki.new_key()
+        self.cert = pki.build_certificate(
+            subject_cn=cn,
+            public_key=self.key.public_key(),
+            not_before=now() - timedelta(days=10),
+            not_after=now() + timedelta(days=900),
+            issuer_cert=None,
+            issuer_key=self.key,
+            is_ca=True,
+        )
+
+    def leaf(self, hosts: list[str], days_left: float, lifetime: float = 90) -> tuple[bytes, bytes, x509.Certificate]:
+        key = pki.new_key()
+        cert = pki.build_certificate(
+            subject_cn=hosts[0],
+            public_key=key.public_key(),
+            not_before=now() - timedelta(days=lifetime - days_left),
+            not_after=now() + timedelta(days=days_left),
+            issuer_cert=self.cert,
+            issuer_key=self.key,
+            sans=hosts,
+        )
+        return pki.cert_pem(cert), pki.key_pem(key), cert
+
+    def secret(self, name: str = "internal-ca", namespace: str = "rotator") -> dict[str, Any]:
+        return f.secret(name, namespace, data={"tls.crt": pki.cert_pem(self.cert), "tls.key": pki.key_pem(self.key)})
+
+
+def config_file(tmp: Path, **extra: Any) -> Path:
+    cfg = {
+        "issuers": {"internal": {"type": "ca", "secret": "rotator/internal-ca", "validity": "720h"}},
+        "rules": [{"issuer": "internal", "hosts": ["*.example.com", "example.com"]}],
+        "renewal": {"concurrency": 4},
+    }
+    cfg.update(extra)
+    p = tmp / "rotator.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+def secret_data(cluster: FakeCluster, name: str = NAME, ns: str = NS) -> dict[str, bytes]:
+    obj = cluster.get("v1", "Secret", ns, name)
+    assert obj is not None
+    return {k: base64.b64decode(v) for k, v in obj["data"].items()}
+
+
+def serve_and_handshake(chain_pem: bytes, key_pem: bytes, root_pem: bytes, host: str, tmp: Path) -> x509.Certificate:
+    """A real TLS server with the written credential; a client that verifies the hostname
+    against the issuing root. Returns the certificate the client saw."""
+    (tmp / "chain.pem").write_bytes(chain_pem)
+    (tmp / "key.pem").write_bytes(key_pem)
+    (tmp / "root.pem").write_bytes(root_pem)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(str(tmp / "chain.pem"), str(tmp / "key.pem"))
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def accept() -> None:
+        conn, _ = listener.accept()
+        try:
+            with server_ctx.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(1)
+        except (ssl.SSLError, OSError):
+            pass
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    client_ctx = ssl.create_default_context(cafile=str(tmp / "root.pem"))
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        client_ctx.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+        tls.sendall(b"x")
+    t.join(5)
+    listener.close()
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[FakeCluster, Path, CA]]:
+    ca = CA()
+    with FakeCluster(rbac_manifests=kube.deploy_rbac()) as fake:
+        kube.seed_object(fake, f.ingress())
+        kube.seed_object(fake, f.gateway("gw", [f.server([HOST, f"www.{HOST}"], NAME)]))
+        crt, key, _ = ca.leaf([HOST, f"www.{HOST}", "legacy.example.com"], days_left=10)
+        kube.seed_object(
+            fake,
+            f.secret(
+                NAME,
+                data={"tls.crt": crt, "tls.key": key, "ca.crt": b"client ca"},
+                annotations={"rotator.io/issued-by": "internal"},
+            ),
+        )
+        kube.seed_object(fake, ca.secret())
+        yield fake, fake.kubeconfig(tmp_path / "kc"), ca
+        assert fake.errors == []
+
+
+def run_cli(*args: str) -> tuple[int, dict[str, Any]]:
+    out = io.StringIO()
+    code = main(["check", "-o", "json", "--log-level", "error", *args], stdout=out)
+    return code, json.loads(out.getvalue())
+
+
+def test_check_renews_a_due_secret_that_then_serves(cluster: tuple[FakeCluster, Path, CA], tmp_path: Path) -> None:
+    fake, kc, ca = cluster
+    before = secret_data(fake)
+    code, doc = run_cli("--kubeconfig", str(kc), "--config", str(config_file(tmp_path)))
+    (cred,) = [c for c in doc["credentials"] if c["name"] == NAME]
+    assert cred["action"] == "renew" and cred["renewal"]["status"] == "renewed", cred
+    assert code == 0  # the due certificate was renewed: nothing left to warn about
+    after = secret_data(fake)
+    assert after["tls.crt"] != before["tls.crt"] and after["ca.crt"] == b"client ca"
+    leaf = certs.parse_bundle(after["tls.crt"]).certs[0]
+    assert format(leaf.serial_number, "x") == cred["renewal"]["serial"]
+    # SANs: the hosts the Gateway serves plus the current certificate's SANs
+    assert set(certs.sans(leaf)) == {HOST, f"www.{HOST}", "legacy.example.com"}
+    assert leaf.not_valid_after_utc - leaf.not_valid_before_utc <= timedelta(days=30, minutes=6)
+    # verified by cryptography's verifier, by openssl, and in a real handshake
+    root_pem = pki.cert_pem(ca.cert)
+    PolicyBuilder().store(Store([ca.cert])).build_server_verifier(DNSName(f"www.{HOST}")).verify(leaf, [])
+    (tmp_path / "root.pem").write_bytes(root_pem)
+    (tmp_path / "leaf.pem").write_bytes(after["tls.crt"])
+    p = subprocess.run(
+        ["openssl", "verify", "-CAfile", str(tmp_path / "root.pem"), str(tmp_path / "leaf.pem")],
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    seen = serve_and_handshake(after["tls.crt"], after["tls.key"], root_pem, f"www.{HOST}", tmp_path)
+    assert seen.serial_number == leaf.serial_number
+    assert fake.denied() == []
+    assert fake.get("v1", "Secret", NS, pending_name(NAME)) is None  # pending cleared after the write
+
+
+def test_dry_run_contacts_no_issuer_and_changes_nothing(cluster: tuple[FakeCluster, Path, CA], tmp_path: Path) -> None:
+    fake, kc, _ = cluster
+    before = secret_data(fake)
+    fake.reset_requests()
+    code, doc = run_cli("--dry-run", "--kubeconfig", str(kc), "--config", str(config_file(tmp_path)))
+    assert code == 1 and doc["credentials"][0]["renewal"] is None
+    assert secret_data(fake) == before
+    assert not any(r.name == "internal-ca" for r in fake.requests)  # the CA was never read
+    assert {r.method for r in fake.requests} == {"GET"}
+
+
+def test_a_certificate_from_another_ca_is_not_moved_without_consent(
+    cluster: tuple[FakeCluster, Path, CA], tmp_path: Path
+) -> None:
+    fake, kc, _ = cluster
+    other = CA("Someone Else's CA")
+    crt, key, _ = other.leaf([HOST, f"www.{HOST}"], days_left=10)
+    kube.seed_object(fake, f.secret(NAME, data={"tls.crt": crt, "tls.key": key}))
+    code, doc = run_cli("--kubeconfig", str(kc), "--config", str(config_file(tmp_path)))
+    assert doc["credentials"][0]["renewal"]["status"] == "skipped"
+    assert any(x["code"] == "issuer-change" for x in doc["findings"])
+    assert secret_data(fake)["tls.crt"] == crt
+    consent = config_file(
+        tmp_path, rules=[{"issuer": "internal", "hosts": ["*.example.com"], "allow_issuer_change": True}]
+    )
+    code, doc = run_cli("--kubeconfig", str(kc), "--config", str(consent))
+    assert doc["credentials"][0]["renewal"]["status"] == "renewed" and code == 0
+
+
+def test_renewed_key_follows_the_current_key_type_and_encoding(
+    cluster: tuple[FakeCluster, Path, CA], tmp_path: Path
+) -> None:
+    fake, kc, ca = cluster
+    rsa_key = pki.new_key("rsa-3072")
+    cert = pki.build_certificate(
+        subject_cn=HOST,
+        public_key=rsa_key.public_key(),
+        not_before=now() - timedelta(80),
+        not_after=now() + timedelta(5),
+        issuer_cert=ca.cert,
+        issuer_key=ca.key,
+        sans=[HOST, f"www.{HOST}"],
+    )
+    kube.seed_object(
+        fake,
+        f.secret(
+            NAME,
+            data={"tls.crt": pki.cert_pem(cert), "tls.key": pki.key_pem(rsa_key, pkcs1=True)},
+            annotations={"rotator.io/issued-by": "internal"},
+        ),
+    )
+    run_cli("--kubeconfig", str(kc), "--config", str(config_file(tmp_path)))
+    key_pem = secret_data(fake)["tls.key"]
+    assert b"BEGIN RSA PRIVATE KEY" in key_pem  # PKCS#1 kept
+    assert certs.key_type(certs.parse_private_key(key_pem)[0]) == "RSA 3072"  # type: ignore[arg-type]
+
+
+class Counting:
+    """Wraps an issuer to count orders and to fail for chosen names."""
+
+    def __init__(self, inner: Any, fail_for: set[str] | None = None) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.calls: list[str] = []
+        self.fail_for = fail_for or set()
+
+    def issue(self, request: IssueRequest) -> Issued:
+        self.calls.append(request.name)
+        if request.name in self.fail_for:
+            raise IssuerError(f"refused {request.name} (test)")
+        issued: Issued = self.inner.issue(request)
+        return issued
+
+    def owns(self, cert: x509.Certificate) -> bool:
+        return bool(self.inner.owns(cert))
+
+    def health(self, when: datetime) -> list[Any]:
+        return list(self.inner.health(when))
+
+    def renewal_window(self, cert: x509.Certificate) -> None:
+        return None
+
+
+def renewer_for(
+    fake: FakeCluster,
+    kc: Path,
+    ca: CA,
+    state: Any = None,
+    clock: Any = now,
+    fail_for: set[str] | None = None,
+    **cfg: Any,
+) -> tuple[Renewer, Counting, Any]:
+    api = kube.api(kc)
+    config = parse_config(
+        {
+            "issuers": {"internal": {"type": "ca", "secret": "rotator/internal-ca"}},
+            "rules": [{"issuer": "internal"}],
+            **cfg,
+        }
+    )
+    issuer = Counting(
+        CAIssuer(
+            "internal",
+            lambda: load_material(pki.cert_pem(ca.cert), pki.key_pem(ca.key), "t"),
+            timedelta(days=30),
+            clock,
+        ),
+        fail_for,
+    )
+    renewer = Renewer(api, config, {"internal": issuer}, SecretWriter(api, clock), state or MemoryState(), clock)  # type: ignore[dict-item]
+    return renewer, issuer, config
+
+
+def plan_from_cluster(kc: Path, config: Any, when: datetime) -> tuple[Any, Any]:
+    from rotator.cluster.reader import read_cluster
+
+    inv = read_cluster(kube.api(kc)).inventory
+    return run_check(inv, config, when), inv
+
+
+def test_a_failed_write_keeps_the_certificate_and_never_orders_twice(cluster: tuple[FakeCluster, Path, CA]) -> None:
+    fake, kc, ca = cluster
+    renewer, issuer, config = renewer_for(fake, kc, ca)
+    fake.fault(method="PUT", path_contains=f"/secrets/{NAME}", status=500, times=1000)
+    result, inv = plan_from_cluster(kc, config, now())
+    (first,) = renewer.run(result, inv)
+    assert first.status == "failed" and "kept in Secret" in first.message
+    pending = fake.get("v1", "Secret", NS, pending_name(NAME))
+    assert pending is not None
+    fake.clear_faults()
+    result, inv = plan_from_cluster(kc, config, now())
+    (second,) = renewer.run(result, inv)
+    assert second.status == "renewed" and second.reused_pending
+    assert issuer.calls == [NAME]  # one order in all
+    assert secret_data(fake)["tls.crt"] == base64.b64decode(pending["data"]["tls.crt"])
+    assert fake.get("v1", "Secret", NS, pending_name(NAME)) is None
+
+
+def test_failed_orders_back_off_exponentially_across_passes(cluster: tuple[FakeCluster, Path, CA]) -> None:
+    fake, kc, ca = cluster
+    clock = {"t": now()}
+    state = ConfigMapState(kube.api(kc), "rotator", "rotator-state", "renewal.json")  # survives "pods"
+    renewer, issuer, config = renewer_for(
+        fake,
+        kc,
+        ca,
+        state=state,
+        clock=lambda: clock["t"],
+        fail_for={NAME},
+        renewal={"backoff_initial": "5m", "backoff_max": "1h"},
+    )
+    outcomes = []
+    for minutes in (0, 1, 6, 7, 17, 30):
+        clock["t"] = now() + timedelta(minutes=minutes)
+        result, inv = plan_from_cluster(kc, config, clock["t"])
+        outcomes.append(renewer.run(result, inv)[0].status)
+    # fail at 0 (next ≥ 5m), wait at 1, fail at 6 (next ≥ 16m), wait at 7, fail at 17 (next ≥ 37m), wait at 30
+    assert outcomes == ["failed", "backoff", "failed", "backoff", "failed", "backoff"]
+    assert len(issuer.calls) == 3
+    saved = json.loads((fake.get("v1", "ConfigMap", "rotator", "rotator-state") or {})["data"]["renewal.json"])
+    assert saved[f"{NS}/{NAME}"]["failures"] == 3
+
+
+def test_backoff_arithmetic() -> None:
+    assert [backoff_delay(n, timedelta(minutes=5), timedelta(hours=24)) for n in (1, 2, 3, 10)] == [
+        timedelta(minutes=5),
+        timedelta(minutes=10),
+        timedelta(minutes=20),
+        timedelta(hours=24),
+    ]
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    limited = failure_entry(
+        None,
+        t,
+        IssuerError("rateLimited", rate_limited=True),
+        timedelta(minutes=5),
+        timedelta(hours=24),
+        rng=lambda: 0.0,
+    )
+    assert limited["next_attempt"] == "2026-01-01T01:00:00Z"  # a rate limit waits at least an hour
+    told = failure_entry(
+        {"failures": 1},
+        t,
+        IssuerError("busy", retry_after=7200),
+        timedelta(minutes=5),
+        timedelta(hours=24),
+        rng=lambda: 0.0,
+    )
+    assert told["failures"] == 2 and told["next_attempt"] == "2026-01-01T02:00:00Z"  # Retry-After honoured
+
+
+def test_one_failure_never_stops_the_others_and_renewals_run_concurrently(
+    cluster: tuple[FakeCluster, Path, CA],
+) -> None:
+    fake, kc, ca = cluster
+    for i in range(6):
+        kube.seed_object(fake, f.gateway(f"gw{i}", [f.server([f"h{i}.example.com"], f"tls-{i}")]))
+        crt, key, _ = ca.leaf([f"h{i}.example.com"], days_left=3)
+        kube.seed_object(fake, f.secret(f"tls-{i}", data={"tls.crt": crt, "tls.key": key}))
+    renewer, _issuer, config = renewer_for(fake, kc, ca, fail_for={"tls-3"}, renewal={"concurrency": 3})
+    result, inv = plan_from_cluster(kc, config, now())
+    outcomes = {o.name: o.status for o in renewer.run(result, inv)}
+    assert outcomes.pop("tls-3") == "failed"
+    assert set(outcomes.values()) == {"renewed"} and len(outcomes) == 6  # app-tls and five of six
+
+
+def test_copies_in_two_gateway_namespaces_get_one_certificate(tmp_path: Path) -> None:
+    ca = CA()
+    with FakeCluster(rbac_manifests=kube.deploy_rbac(("ingress-b",))) as fake:
+        kube.seed_object(fake, f.ingress())
+        kube.seed_object(fake, f.ingress("ingress-b"))
+        kube.seed_object(fake, f.gateway("gw", [f.server([HOST], NAME)], namespace="edge"))
+        kube.seed_object(fake, ca.secret())
+        for ns in (NS, "ingress-b"):
+            crt, key, _ = ca.leaf([HOST], days_left=3)
+            kube.seed_object(fake, f.secret(NAME, namespace=ns, data={"tls.crt": crt, "tls.key": key}))
+        kc = fake.kubeconfig(tmp_path / "kc")
+        renewer, issuer, config = renewer_for(fake, kc, ca)
+        result, inv = plan_from_cluster(kc, config, now())
+        (outcome,) = renewer.run(result, inv)
+        assert outcome.status == "renewed" and len(outcome.copies) == 2
+        assert issuer.calls == [NAME]
+        assert secret_data(fake, ns=NS)["tls.crt"] == secret_data(fake, ns="ingress-b")["tls.crt"]
+
+
+# --- against real pebble and BIND9 -------------------------------------------------------
+
+
+def test_check_renews_through_acme_dns01(tmp_path: Path) -> None:
+    host = f"shop.{acmeenv.ZONE}"
+    ca = CA("Old Internal CA")
+    with (
+        acmeenv.bind(tmp_path) as bind,
+        acmeenv.pebble(tmp_path, bind.port) as pebble,
+        FakeCluster(rbac_manifests=kube.deploy_rbac()) as fake,
+    ):
+        kube.seed_object(fake, f.ingress())
+        kube.seed_object(fake, f.gateway("gw", [f.server([host, f"*.{host}"], "shop-tls")]))
+        crt, key, _ = ca.leaf([host, f"*.{host}"], days_left=2)
+        kube.seed_object(fake, f.secret("shop-tls", data={"tls.crt": crt, "tls.key": key}))
+        kube.seed_object(fake, f.secret("rotator-tsig", "rotator", data={"secret": bind.tsig_secret.encode()}))
+        cfg = config_file(
+            tmp_path,
+            issuers={
+                "pebble": {
+                    "type": "acme",
+                    "directory": pebble.directory,
+                    "terms_agreed": True,
+                    "ca_bundle": str(pebble.ca_file),
+                    "solver": "dns01",
+                    "timeout": "60s",
+                    "dns01": {
+                        "nameserver": bind.nameserver,
+                        "zone": acmeenv.ZONE,
+                        "tsig_key_name": acmeenv.TSIG_NAME,
+                        "tsig_secret": {"secret": "rotator/rotator-tsig", "key": "secret"},
+                    },
+                }
+            },
+            rules=[{"issuer": "pebble", "allow_issuer_change": True}],
+        )
+        code, doc = run_cli("--kubeconfig", str(fake.kubeconfig(tmp_path / "kc")), "--config", str(cfg))
+        (cred,) = doc["credentials"]
+        assert cred["renewal"]["status"] == "renewed", cred
+        assert code == 0
+        data = secret_data(fake, "shop-tls")
+        seen = serve_and_handshake(data["tls.crt"], data["tls.key"], pebble.roots(), f"www.{host}", tmp_path)
+        assert set(certs.sans(seen)) == {host, f"*.{host}"}
+        account = fake.get("v1", "Secret", "rotator", "rotator-acme-pebble")
+        assert account is not None and "account.key" in account["data"]  # created on first use
+        assert fake.denied() == []
+
+
+def test_configured_key_algorithm_wins_over_the_current_key(
+    cluster: tuple[FakeCluster, Path, CA], tmp_path: Path
+) -> None:
+    fake, kc, _ = cluster
+    run_cli("--kubeconfig", str(kc), "--config", str(config_file(tmp_path, renewal={"key_algorithm": "ecdsa-p384"})))
+    key_pem = secret_data(fake)["tls.key"]
+    assert certs.key_type(certs.parse_private_key(key_pem)[0]) == "ECDSA P-384"  # type: ignore[arg-type]
+    assert b"BEGIN PRIVATE KEY" in key_pem  # PKCS#8 unless the Secret used PKCS#1
