@@ -331,6 +331,21 @@ def test_rbac_in_deploy_is_exactly_sufficient(tmp_path: Path) -> None:
         assert writer.write(NS, NAME, material(), [REF]).status == "rotated"
         assert writer.write(NS, NAME, material(), [REF]).status == "rotated"  # prunes the first backup
         assert writer.rollback(NS, NAME, [REF]).status == "rolled-back"
+        # rotator's own namespace: the issuer's CA Secret, the ACME account key, the state
+        from rotator.config import ACMEIssuerConfig
+        from rotator.issuers.acme_issuer import account_key_store
+        from rotator.issuers.factory import secret_data
+        from rotator.state import ConfigMapState
+
+        kube.seed_object(cluster, f.secret("internal-ca", "rotator", data={"tls.crt": b"x", "tls.key": b"y"}))
+        assert set(secret_data(api, "rotator/internal-ca")) == {"tls.crt", "tls.key"}
+        acme = ACMEIssuerConfig(type="acme", directory="https://acme.example/dir", solver="http01", http01={})
+        key = account_key_store("le", acme, api)()
+        assert account_key_store("le", acme, api)() == key  # created once, then read
+        state = ConfigMapState(api, "rotator", "rotator-state", "renewal.json")
+        state.update(f"{NS}/{NAME}", lambda _old: {"failures": 1})
+        state.update(f"{NS}/{NAME}", lambda old: {"failures": (old or {}).get("failures", 0) + 1})
+        assert state.get(f"{NS}/{NAME}") == {"failures": 2}
         assert cluster.denied() == []
         assert cluster.unused_rules() == []
 
