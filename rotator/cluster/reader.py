@@ -84,8 +84,9 @@ def read_cluster(
     pods, pod_findings = _gateway_pods(api, raws, page_size)
     raws += pods
     result.findings.extend(pod_findings)
-    partial, _ = build_inventory(raws, workloads_known=True)
+    partial, partial_findings = build_inventory(raws, workloads_known=True)
     specs, _ = discover(partial, options)
+    raws = []  # from here on: only Secrets and ConfigMaps, parsed once below
     wanted_secrets: dict[str, set[str]] = defaultdict(set)
     wanted_maps: set[tuple[str, str]] = set()
     for spec in specs:
@@ -125,9 +126,14 @@ def read_cluster(
             continue
         if cm is not None:
             raws.append(RawObject(_source(CONFIGMAPS), cm))
-    inventory, findings = build_inventory(raws, workloads_known=True)
-    result.inventory = replace(inventory, unreadable={**inventory.unreadable, **refused})
-    result.findings = findings + result.findings
+    content, content_findings = build_inventory(raws, workloads_known=True)
+    result.inventory = replace(
+        partial,
+        secrets=content.secrets,
+        config_maps=content.config_maps,
+        unreadable={**partial.unreadable, **content.unreadable, **refused},
+    )
+    result.findings = partial_findings + content_findings + result.findings
     return result
 
 
