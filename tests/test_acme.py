@@ -240,3 +240,53 @@ def test_ari_window_and_replaces(tmp_path: Path) -> None:
         # the renewal order names the certificate it replaces (RFC 9773 §5)
         second = acme.issue(IssueRequest("istio-system", "app-tls", (f"ari.{ZONE}",), "ecdsa-p256", replaces=leaf))
         assert second.serial != first.serial
+
+
+def test_http01_in_a_cluster_routes_the_challenge_with_a_temporary_virtualservice(tmp_path: Path) -> None:
+    """The VirtualService exists while pebble validates, is bound to the Gateway, and is gone after."""
+    from tests import kube
+    from tests.fakeapi import FakeCluster
+
+    host = f"routed.{ZONE}"
+    with (
+        acmeenv.bind(tmp_path) as bind,
+        acmeenv.pebble(tmp_path, bind.port) as p,
+        FakeCluster(rbac_manifests=kube.deploy_rbac()) as cluster,
+    ):
+        api = kube.api(cluster.kubeconfig(tmp_path / "kc"))
+        cfg = ACMEIssuerConfig(
+            type="acme",
+            directory=p.directory,
+            terms_agreed=True,
+            ca_bundle=str(p.ca_file),
+            account_key_file=str(tmp_path / "acct.key"),
+            solver="http01",
+            timeout="60s",
+            http01=HTTP01Config(
+                listen=f"127.0.0.1:{p.http_port}", service_host="rotator.rotator.svc.cluster.local", service_port=8089
+            ),
+        )
+        acme = ACMEIssuer.from_config("pebble", cfg, api, lambda: datetime.now(UTC))
+        seen: list[dict[str, object]] = []
+        real_answer = acme._answer
+
+        def answer(client: object, challb: object) -> None:
+            seen.extend(cluster.list("networking.istio.io/v1", "VirtualService", "rotator"))
+            real_answer(client, challb)  # type: ignore[arg-type]
+
+        acme._answer = answer  # type: ignore[method-assign]
+        try:
+            acme.issue(
+                IssueRequest(
+                    "istio-system", "routed-tls", (host,), "ecdsa-p256", gateways=("istio-system/api-gateway",)
+                )
+            )
+        finally:
+            assert acme.responder is not None
+            acme.responder.close()
+        (route,) = seen
+        spec = route["spec"]
+        assert spec["hosts"] == [host] and spec["gateways"] == ["istio-system/api-gateway"]  # type: ignore[index]
+        assert spec["http"][0]["match"][0]["uri"]["prefix"] == "/.well-known/acme-challenge/"  # type: ignore[index]
+        assert cluster.list("networking.istio.io/v1", "VirtualService", "rotator") == []
+        assert cluster.denied() == []

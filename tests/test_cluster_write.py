@@ -346,6 +346,12 @@ def test_rbac_in_deploy_is_exactly_sufficient(tmp_path: Path) -> None:
         state.update(f"{NS}/{NAME}", lambda _old: {"failures": 1})
         state.update(f"{NS}/{NAME}", lambda old: {"failures": (old or {}).get("failures", 0) + 1})
         assert state.get(f"{NS}/{NAME}") == {"failures": 2}
+        from rotator.issuers.http01 import ClusterRoutes
+
+        routes = ClusterRoutes(api, "rotator", "rotator.rotator.svc.cluster.local", 8089)
+        routes.add(HOST, [f"{NS}/gw"])
+        routes.add(HOST, [f"{NS}/gw"])  # a leftover is replaced
+        routes.remove(HOST)
         assert cluster.denied() == []
         assert cluster.unused_rules() == []
 

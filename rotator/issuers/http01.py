@@ -127,10 +127,10 @@ class ClusterRoutes:
         except ApiError as exc:
             if exc.status != 409:
                 raise
-            current = self.api.get(VIRTUAL_SERVICES, self.namespace, body["metadata"]["name"])
-            if current is not None:
-                body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-                self.api.update(VIRTUAL_SERVICES, self.namespace, body)
+            # A leftover from a pass that died mid-way: replace it (create/delete is all
+            # the RBAC rotator needs for these).
+            self.api.delete(VIRTUAL_SERVICES, self.namespace, body["metadata"]["name"])
+            self.api.create(VIRTUAL_SERVICES, self.namespace, body)
 
     def remove(self, host: str) -> None:
         self.api.delete(VIRTUAL_SERVICES, self.namespace, route_name(host))
