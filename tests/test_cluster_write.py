@@ -554,3 +554,12 @@ def test_long_names_make_valid_backup_and_event_names(env: Env) -> None:
     assert not stem.endswith((".", "-"))
     ev = event_name("app-tls", f.NOW)
     assert ev.startswith("app-tls.") and ev == ev.lower()
+
+
+def test_backups_are_opaque_and_restore_the_original_type(env: Env) -> None:
+    out = env.writer.write(NS, NAME, material(), [REF])
+    backup = env.cluster.get("v1", "Secret", NS, out.backup or "")
+    assert backup is not None and backup["type"] == "Opaque"  # expiry exporters watch kubernetes.io/tls
+    env.cluster.remove("v1", "Secret", NS, NAME)
+    assert env.writer.rollback(NS, NAME, [REF]).status == "rolled-back"
+    assert (env.cluster.get("v1", "Secret", NS, NAME) or {})["type"] == "kubernetes.io/tls"

@@ -39,6 +39,7 @@ ANN_BACKUP_OF = "rotator.io/backup-of"
 ANN_BACKUP_AT = "rotator.io/backup-at"
 ANN_BACKUP_RV = "rotator.io/backup-resource-version"
 ANN_BACKUP_METADATA = "rotator.io/backup-metadata"  # the original labels and annotations, JSON
+ANN_BACKUP_TYPE = "rotator.io/backup-type"  # backups are Opaque, so expiry exporters skip them
 OCSP_KEY = "tls.ocsp-staple"
 TLS_FAMILY = ("tls.crt", "tls.key")
 # What a candidate must not have before it may replace a serving credential.
@@ -207,9 +208,10 @@ def backup_secret(current: dict[str, Any], now: datetime) -> dict[str, Any]:
                 ANN_BACKUP_RV: str(meta.get("resourceVersion", "")),
                 **{k: v for k, v in (meta.get("annotations") or {}).items() if k in ROTATION_ANNOTATIONS},
                 ANN_BACKUP_METADATA: json.dumps(saved, sort_keys=True),
+                ANN_BACKUP_TYPE: str(current.get("type", "Opaque")),
             },
         },
-        "type": current.get("type", "Opaque"),
+        "type": "Opaque",
         "data": dict(current.get("data") or {}),
     }
 
@@ -522,7 +524,7 @@ class SecretWriter:
                 body = {
                     "apiVersion": "v1",
                     "kind": "Secret",
-                    "type": chosen.get("type", "Opaque"),
+                    "type": (chosen["metadata"].get("annotations") or {}).get(ANN_BACKUP_TYPE, "Opaque"),
                     "metadata": {
                         "name": name,
                         "namespace": namespace,
