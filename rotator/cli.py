@@ -295,26 +295,10 @@ def _from_cluster(args: argparse.Namespace, config: Any, api: Any) -> tuple[Any,
 
 
 def _renew(result: Any, inventory: Any, config: Any, api: Any) -> Any:
-    """Run the plan's renewals; their outcomes and findings join the report."""
-    from dataclasses import replace
-
     from rotator.certs import utcnow
-    from rotator.cluster.events import EventRecorder
-    from rotator.cluster.writer import SecretWriter
-    from rotator.issuers.factory import build_issuers
-    from rotator.renewal import Renewer
-    from rotator.state import ConfigMapState
+    from rotator.runner import renew
 
-    issuers = build_issuers(config, api, utcnow)
-    writer = SecretWriter(api, utcnow, EventRecorder(api, utcnow), retention=config.renewal.backup_retention)
-    state = ConfigMapState(api, config.renewal.state_namespace, config.renewal.state_configmap, "renewal.json")
-    renewer = Renewer(api, config, issuers, writer, state, utcnow)
-    result = renewer.ari_upgrade(result, inventory)
-    outcomes = renewer.run(result, inventory)
-    used = sorted({c.issuer for c in result.credentials if c.action == "renew" and c.issuer in issuers})
-    health = [f for name in used for f in issuers[name].health(utcnow())]
-    extra = tuple(health) + tuple(f for o in outcomes for f in o.findings)
-    return replace(result, renewals=tuple(outcomes), findings=result.findings + extra)
+    return renew(result, inventory, config, api, utcnow)
 
 
 def _rollback(args: argparse.Namespace, stdout: TextIO) -> int:

@@ -206,6 +206,34 @@ class DiscoveryConfig(_Strict):
     )
 
 
+class LeaseConfig(_Strict):
+    name: str = Field(default="rotator-leader", description="Lease used for leader election.")
+    namespace: str = Field(default="rotator", description="Namespace of the Lease.")
+    duration: str = Field(default="15s", description="How long a leader's claim lasts (client-go default 15s).")
+    renew_deadline: str = Field(default="10s", description="A leader that cannot renew within this stops writing.")
+    retry_period: str = Field(default="2s", description="How often candidates and the leader try the Lease.")
+
+    check = field_validator("duration", "renew_deadline", "retry_period")(_check_duration)
+
+
+class DaemonConfig(_Strict):
+    interval: str | None = Field(default="1h", description="Run a pass this often (ignored when `cron` is set).")
+    cron: str | None = Field(default=None, description="Or a crontab expression (`17 */6 * * *`), UTC.")
+    jitter: str = Field(default="60s", description="Random delay added to each run, so replicas and clusters spread.")
+    misfire_grace: str = Field(default="10m", description="A run missed by less than this still happens.")
+    listen: str = Field(default="0.0.0.0:9090", description="Address of /metrics, /healthz and /readyz.")
+    leader_election: bool = Field(default=True, description="Only the Lease holder renews and writes.")
+    lease: LeaseConfig = Field(default_factory=LeaseConfig)
+    ready_after_failure: str = Field(
+        default="2h", description="/readyz fails when no pass has succeeded for this long after a failure."
+    )
+    shutdown_timeout: str = Field(default="60s", description="On SIGTERM, wait this long for the pass in flight.")
+
+    check = field_validator("interval", "jitter", "misfire_grace", "ready_after_failure", "shutdown_timeout")(
+        lambda v: v if v is None else _check_duration(v)
+    )
+
+
 class LoggingConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Log level; `--log-level` overrides it."
@@ -224,6 +252,9 @@ class Config(_Strict):
     rules: list[Rule] = Field(default_factory=list, description="Which issuer renews which credential.")
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig, description="How Gateways are read.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output on stderr.")
+    daemon: DaemonConfig = Field(
+        default_factory=DaemonConfig, description="`rotator daemon`: schedule, endpoints, leader election."
+    )
 
     @model_validator(mode="after")
     def _rules_name_issuers(self) -> Config:

@@ -125,7 +125,9 @@ class Renewer:
         state: StateStore,
         clock: Callable[[], datetime],
         rng: Callable[[], float] = random.random,
+        may_write: Callable[[], bool] = lambda: True,
     ) -> None:
+        self.may_write = may_write  # leader election: a replica that lost the Lease stops at once
         self.api = api
         self.config = config
         self.issuers = issuers
@@ -202,6 +204,10 @@ class Renewer:
         lead = copies[0]
         ns, name = lead.spec.namespace, lead.spec.name
         names = tuple(f"{c.spec.namespace}/{c.spec.name}" for c in copies)
+        if not self.may_write():
+            return RenewalOutcome(
+                ns, name, "skipped", "not the leader: another replica renews", lead.issuer, copies=names
+            )
         obj = ObjectRef("Secret", ns, name)
         issuer_name = lead.issuer
         issuer = self.issuers.get(issuer_name or "")
@@ -267,6 +273,18 @@ class Renewer:
                 )
             self._keep_pending(ns, name, issued, sans)
         material = Material(issued.chain_pem, issued.key_pem, issued.issuer)
+        if not self.may_write():  # lost the Lease while ordering: the pending Secret keeps it
+            return RenewalOutcome(
+                ns,
+                name,
+                "skipped",
+                f"lost leadership before writing; the certificate waits in Secret {ns}/{pending_name(name)}",
+                issued.issuer,
+                issued.serial,
+                issued.not_after,
+                names,
+                reused,
+            )
         outcomes = self.writer.write_copies(
             [(c.spec.namespace, c.spec.name) for c in copies],
             material,

@@ -1,0 +1,157 @@
+"""Leader election on a ``coordination.k8s.io/v1`` Lease, with client-go's semantics.
+
+Only the leader renews and writes. A leader that cannot renew its claim within the
+renew deadline stops writing at once (``is_leader()`` turns false before its Lease can
+expire), so two replicas never rotate the same Secret. Time comes from an injected
+clock; the loop thread is the only part that sleeps.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from rotator.cluster.api import ApiError, KubeAPI, ResourceType
+from rotator.logs import get_logger
+
+LEASES = ResourceType("coordination.k8s.io", "v1", "leases", "Lease")
+
+
+def _micro(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class LeaderElector:
+    def __init__(
+        self,
+        api: KubeAPI,
+        namespace: str,
+        name: str,
+        identity: str,
+        clock: Callable[[], datetime],
+        lease_duration: timedelta = timedelta(seconds=15),
+        renew_deadline: timedelta = timedelta(seconds=10),
+        retry_period: timedelta = timedelta(seconds=2),
+        on_change: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.name = name
+        self.identity = identity
+        self.clock = clock
+        self.lease_duration = lease_duration
+        self.renew_deadline = renew_deadline
+        self.retry_period = retry_period
+        self.on_change = on_change
+        self._valid_until: datetime | None = None  # leadership ends here unless renewed
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.log = get_logger("rotator.leader")
+
+    def is_leader(self) -> bool:
+        with self._lock:
+            return self._valid_until is not None and self.clock() < self._valid_until
+
+    def _set(self, until: datetime | None) -> None:
+        with self._lock:
+            was = self._valid_until is not None and self.clock() < self._valid_until
+            self._valid_until = until
+            now_leader = until is not None and self.clock() < until
+        if was != now_leader:
+            self.log.info("leadership changed", leader=now_leader, identity=self.identity, lease=self.name)
+            if self.on_change is not None:
+                self.on_change(now_leader)
+
+    def try_acquire_or_renew(self) -> bool:
+        """One attempt: take a free or expired Lease, or renew ours. True while leader."""
+        now = self.clock()
+        try:
+            lease = self.api.get(LEASES, self.namespace, self.name)
+            if lease is None:
+                self.api.create(LEASES, self.namespace, self._body(None, now, transitions=0, acquired=now))
+                self._set(now + self.renew_deadline)
+                return True
+            spec = lease.get("spec") or {}
+            holder = spec.get("holderIdentity") or ""
+            renewed = _parse(spec.get("renewTime")) or _parse(spec.get("acquireTime"))
+            duration = timedelta(seconds=int(spec.get("leaseDurationSeconds") or self.lease_duration.total_seconds()))
+            expired = renewed is None or now >= renewed + duration
+            if holder != self.identity and holder and not expired:
+                self._set(None)
+                return False
+            transitions = int(spec.get("leaseTransitions") or 0) + (0 if holder == self.identity else 1)
+            acquired = _parse(spec.get("acquireTime")) if holder == self.identity else now
+            self.api.update(LEASES, self.namespace, self._body(lease, now, transitions, acquired or now))
+            self._set(now + self.renew_deadline)
+            return True
+        except ApiError as exc:
+            # 409: someone else won this round. Anything else: we cannot prove our claim.
+            if exc.status != 409:
+                self.log.warning("lease not renewed", error=str(exc))
+            if not self.is_leader():
+                self._set(None)
+            return self.is_leader()
+
+    def _body(
+        self, lease: dict[str, Any] | None, now: datetime, transitions: int, acquired: datetime
+    ) -> dict[str, Any]:
+        meta: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
+        if lease is not None:
+            meta = {**lease.get("metadata", {}), **meta}
+            meta.pop("managedFields", None)
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": meta,
+            "spec": {
+                "holderIdentity": self.identity,
+                "leaseDurationSeconds": int(self.lease_duration.total_seconds()),
+                "acquireTime": _micro(acquired),
+                "renewTime": _micro(now),
+                "leaseTransitions": transitions,
+            },
+        }
+
+    def release(self) -> None:
+        """Give the Lease up on shutdown so a follower takes over without waiting it out."""
+        self._stop.set()
+        if not self.is_leader():
+            return
+        self._set(None)
+        try:
+            lease = self.api.get(LEASES, self.namespace, self.name)
+            if lease is not None and (lease.get("spec") or {}).get("holderIdentity") == self.identity:
+                body = self._body(
+                    lease, self.clock(), int((lease.get("spec") or {}).get("leaseTransitions") or 0), self.clock()
+                )
+                body["spec"]["holderIdentity"] = ""
+                body["spec"]["leaseDurationSeconds"] = 1
+                self.api.update(LEASES, self.namespace, body)
+        except ApiError as exc:
+            self.log.warning("lease not released", error=str(exc))
+
+    def start(self) -> None:
+        def loop() -> None:
+            while not self._stop.is_set():
+                self.try_acquire_or_renew()
+                self._stop.wait(self.retry_period.total_seconds())
+
+        self._thread = threading.Thread(target=loop, name="leader-election", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

@@ -1,0 +1,60 @@
+"""One pass against a live cluster: read → plan → (renew). Shared by `rotator check` and
+the daemon, so a CronJob and a daemon can never behave differently."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+from rotator.cluster.api import KubeAPI
+from rotator.config import Config
+from rotator.model import CheckResult, Finding, Inventory
+
+
+def renew(
+    result: CheckResult,
+    inventory: Inventory,
+    config: Config,
+    api: KubeAPI,
+    clock: Callable[[], datetime],
+    may_write: Callable[[], bool] = lambda: True,
+    issuers: dict[str, object] | None = None,
+) -> CheckResult:
+    """Run the plan's renewals; their outcomes and findings join the report."""
+    from rotator.cluster.events import EventRecorder
+    from rotator.cluster.writer import SecretWriter
+    from rotator.issuers.factory import build_issuers
+    from rotator.renewal import Renewer
+    from rotator.state import ConfigMapState
+
+    built = issuers if issuers is not None else build_issuers(config, api, clock)
+    writer = SecretWriter(api, clock, EventRecorder(api, clock), retention=config.renewal.backup_retention)
+    state = ConfigMapState(api, config.renewal.state_namespace, config.renewal.state_configmap, "renewal.json")
+    renewer = Renewer(api, config, built, writer, state, clock, may_write=may_write)  # type: ignore[arg-type]
+    result = renewer.ari_upgrade(result, inventory)
+    outcomes = renewer.run(result, inventory)
+    used = sorted({c.issuer for c in result.credentials if c.action == "renew" and c.issuer and c.issuer in built})
+    health: list[Finding] = [f for name in used for f in built[name].health(clock())]  # type: ignore[attr-defined]
+    extra = tuple(health) + tuple(f for o in outcomes for f in o.findings)
+    return replace(result, renewals=tuple(outcomes), findings=result.findings + extra)
+
+
+def live_pass(
+    api: KubeAPI,
+    config: Config,
+    clock: Callable[[], datetime],
+    dry_run: bool,
+    may_write: Callable[[], bool] = lambda: True,
+    issuers: dict[str, object] | None = None,
+) -> tuple[CheckResult, Inventory]:
+    from rotator.cluster.reader import read_cluster
+    from rotator.discovery import DiscoveryOptions
+    from rotator.pipeline import run_check
+
+    options = DiscoveryOptions(scope_gateway_to_namespace=config.discovery.scope_gateway_to_namespace)
+    read = read_cluster(api, options)
+    result = run_check(read.inventory, config, clock(), read.findings)
+    if not dry_run:
+        result = renew(result, read.inventory, config, api, clock, may_write, issuers)
+    return result, read.inventory
