@@ -74,6 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _cluster(check)
 
+    daemon = sub.add_parser(
+        "daemon",
+        help="run passes on a schedule, with leader election and /metrics, /healthz, /readyz",
+        description="Run the check-and-renew pass on the schedule in the config (daemon: interval or cron), "
+        "as the leader of a Lease when several replicas run. Serves /metrics, /healthz and /readyz. "
+        "SIGTERM/SIGINT finish the pass in flight and exit 0.",
+    )
+    _common(daemon, top=False)
+    _cluster(daemon)
+    daemon.add_argument("--listen", metavar="HOST:PORT", help="override daemon.listen")
+
     rollback = sub.add_parser(
         "rollback",
         help="restore the previous version of a Secret rotator rotated",
@@ -159,6 +170,8 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
             return _check(args, stdin or sys.stdin, out)
         if args.command == "rollback":
             return _rollback(args, out)
+        if args.command == "daemon":
+            return _daemon(args)
     except BrokenPipeError:
         # `rotator check -o json | head`: the reader left; that is not a failure of ours.
         _silence_stdout()
@@ -299,6 +312,26 @@ def _renew(result: Any, inventory: Any, config: Any, api: Any) -> Any:
     from rotator.runner import renew
 
     return renew(result, inventory, config, api, utcnow)
+
+
+def _daemon(args: argparse.Namespace) -> int:
+    from rotator import logs
+    from rotator.certs import utcnow
+    from rotator.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        return _error(str(exc))
+    if args.listen:
+        config = config.model_copy(update={"daemon": config.daemon.model_copy(update={"listen": args.listen})})
+    logs.configure(args.log_level or config.logging.level, args.log_format or config.logging.format)
+    api = _api(args)
+    if isinstance(api, int):
+        return api
+    from rotator.daemon import Daemon
+
+    return Daemon(api, config, utcnow).run_until_signalled()
 
 
 def _rollback(args: argparse.Namespace, stdout: TextIO) -> int:

@@ -29,15 +29,19 @@ def render(overlay: str = "cronjob") -> list[dict[str, Any]]:
             [kubectl, "kustomize", str(ROOT / "deploy/overlays" / overlay)], capture_output=True, text=True, check=True
         ).stdout
         return [d for d in yaml.safe_load_all(out) if d]
-    return base_files()
+    return base_files(overlay)
 
 
-def base_files() -> list[dict[str, Any]]:
-    base = ROOT / "deploy/base"
-    kustomization = yaml.safe_load((base / "kustomization.yaml").read_text())
+def base_files(overlay: str | None = None) -> list[dict[str, Any]]:
+    """The files the base (and, given, an overlay) list: kustomize without kubectl, for our layout."""
+    folders = [ROOT / "deploy/base"] + ([ROOT / "deploy/overlays" / overlay] if overlay else [])
     docs: list[dict[str, Any]] = []
-    for name in kustomization["resources"]:
-        docs += [d for d in yaml.safe_load_all((base / name).read_text()) if d]
+    for folder in folders:
+        kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+        for name in kustomization["resources"]:
+            if not (folder / name).is_file():
+                continue  # ../../base
+            docs += [d for d in yaml.safe_load_all((folder / name).read_text()) if d]
     return docs
 
 

@@ -1,0 +1,234 @@
+"""`rotator daemon`: leader election between replicas, metrics, health, graceful stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rotator import pki
+from rotator.cluster.leader import LeaderElector
+from rotator.config import parse_config
+from rotator.daemon import Daemon
+from rotator.issuers.ca import CAIssuer, load_material
+from tests import factory as f
+from tests import kube
+from tests.fakeapi import FakeCluster
+from tests.test_renewal import CA, Counting
+
+ROOT = Path(__file__).resolve().parent.parent
+NS, NAME, HOST = "istio-system", "app-tls", "app.example.com"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += timedelta(seconds=seconds)
+
+
+def seed(fake: FakeCluster, ca: CA) -> None:
+    kube.seed_object(fake, f.ingress())
+    kube.seed_object(fake, f.gateway("gw", [f.server([HOST], NAME)]))
+    crt, key, _ = ca.leaf([HOST], days_left=5)
+    kube.seed_object(
+        fake, f.secret(NAME, data={"tls.crt": crt, "tls.key": key}, annotations={"rotator.io/issued-by": "internal"})
+    )
+
+
+def config() -> Any:
+    return parse_config(
+        {
+            "issuers": {"internal": {"type": "ca", "secret": "rotator/internal-ca"}},
+            "rules": [{"issuer": "internal"}],
+            "daemon": {"jitter": "0s"},
+        }
+    )
+
+
+def daemon(fake: FakeCluster, kc: Path, ca: CA, identity: str, clock: Clock, issuer: Counting) -> Daemon:
+    return Daemon(kube.api(kc), config(), clock, identity=identity, issuers={"internal": issuer})
+
+
+def counting(ca: CA, clock: Clock) -> Counting:
+    return Counting(
+        CAIssuer(
+            "internal",
+            lambda: load_material(pki.cert_pem(ca.cert), pki.key_pem(ca.key), "t"),
+            timedelta(days=30),
+            clock,
+        )
+    )
+
+
+def test_two_replicas_never_rotate_the_same_secret_twice(tmp_path: Path) -> None:
+    ca, clock = CA(), Clock()
+    with FakeCluster(rbac_manifests=kube.deploy_rbac(overlay="daemon")) as fake:
+        seed(fake, ca)
+        kc = fake.kubeconfig(tmp_path / "kc")
+        issuer = counting(ca, clock)
+        a, b = daemon(fake, kc, ca, "a", clock, issuer), daemon(fake, kc, ca, "b", clock, issuer)
+        assert a.elector is not None and b.elector is not None
+        assert a.elector.try_acquire_or_renew() is True
+        assert b.elector.try_acquire_or_renew() is False  # the Lease is held
+        assert [a.run_pass(), b.run_pass()] == ["ok", "follower"]
+        assert [a.run_pass(), b.run_pass()] == ["ok", "follower"]  # second pass: nothing due any more
+        assert issuer.calls == [NAME]
+        lease = fake.get("coordination.k8s.io/v1", "Lease", "rotator", "rotator-leader")
+        assert lease is not None and lease["spec"]["holderIdentity"] == "a"
+        assert fake.denied() == []
+
+
+def test_a_leader_that_cannot_renew_stops_writing_and_another_takes_over(tmp_path: Path) -> None:
+    ca, clock = CA(), Clock()
+    with FakeCluster(rbac_manifests=kube.deploy_rbac(overlay="daemon")) as fake:
+        seed(fake, ca)
+        kc = fake.kubeconfig(tmp_path / "kc")
+        issuer = counting(ca, clock)
+        a, b = daemon(fake, kc, ca, "a", clock, issuer), daemon(fake, kc, ca, "b", clock, issuer)
+        assert a.elector is not None and b.elector is not None
+        a.elector.try_acquire_or_renew()
+        clock.advance(11)  # past the 10 s renew deadline without renewing
+        assert not a.is_leader()
+        assert a.run_pass() == "follower"  # stops at once, even before the Lease expires
+        assert b.elector.try_acquire_or_renew() is False  # 15 s Lease not expired yet
+        clock.advance(5)
+        assert b.elector.try_acquire_or_renew() is True
+        assert b.run_pass() == "ok" and issuer.calls == [NAME]
+        lease = fake.get("coordination.k8s.io/v1", "Lease", "rotator", "rotator-leader")
+        assert lease is not None and lease["spec"]["leaseTransitions"] == 1
+        b.elector.release()  # on shutdown: a follower need not wait the Lease out
+        assert a.elector.try_acquire_or_renew() is True
+
+
+def test_metrics_follow_the_credentials_and_drop_vanished_ones(tmp_path: Path) -> None:
+    ca, clock = CA(), Clock()
+    with FakeCluster(rbac_manifests=kube.deploy_rbac(overlay="daemon")) as fake:
+        seed(fake, ca)
+        kc = fake.kubeconfig(tmp_path / "kc")
+        d = daemon(fake, kc, ca, "a", clock, counting(ca, clock))
+        assert d.elector is not None
+        d.elector.try_acquire_or_renew()
+        port = d.serve_http("127.0.0.1:0")
+        try:
+            assert d.run_pass() == "ok"
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+            assert "rotator_certificate_not_after_timestamp_seconds{" in text and f'secret="{NAME}"' in text
+            assert 'rotator_renewals_total{issuer="internal",result="renewed"} 1.0' in text
+            assert "rotator_credential_state{" in text and "rotator_leader 1.0" in text
+            assert "rotator_last_successful_pass_timestamp_seconds" in text and "rotator_build_info" in text
+            assert urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz").status == 200
+            assert urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz").status == 200
+            fake.remove("networking.istio.io/v1", "Gateway", NS, "gw")
+            assert d.run_pass() == "ok"
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+            assert f'secret="{NAME}"' not in text  # no stale series for a credential that is gone
+        finally:
+            d.stop()
+
+
+def test_readyz_fails_after_failing_passes_for_too_long(tmp_path: Path) -> None:
+    ca, clock = CA(), Clock()
+    with FakeCluster() as fake:
+        kc = fake.kubeconfig(tmp_path / "kc")
+        d = daemon(fake, kc, ca, "a", clock, counting(ca, clock))
+        d.elector = None
+        fake.fault(path_contains="/apis", status=500, times=1000)
+        d.api.retry = d.api.retry.__class__(attempts=1)
+        assert d.run_pass() == "failed"
+        assert d.ready()[0] is True  # one failure is not yet unready
+        clock.advance(3 * 3600)
+        ok, why = d.ready()
+        assert ok is False and "no successful pass" in why
+
+
+@pytest.mark.skipif(os.name != "posix", reason="signals")
+def test_sigterm_stops_the_daemon_cleanly(tmp_path: Path) -> None:
+    ca = CA()
+    with FakeCluster(rbac_manifests=kube.deploy_rbac(overlay="daemon")) as fake:
+        seed(fake, ca)
+        kube.seed_object(fake, ca.secret())
+        kc = fake.kubeconfig(tmp_path / "kc")
+        cfg = tmp_path / "rotator.yaml"
+        cfg.write_text(
+            yaml.safe_dump(
+                {
+                    "issuers": {"internal": {"type": "ca", "secret": "rotator/internal-ca"}},
+                    "rules": [{"issuer": "internal"}],
+                    "daemon": {"jitter": "0s", "interval": "1h"},
+                }
+            )
+        )
+        port = kube_free_port()
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "rotator",
+                "daemon",
+                "--kubeconfig",
+                str(kc),
+                "--config",
+                str(cfg),
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--log-format",
+                "json",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            renewed = False
+            while time.monotonic() < deadline and not renewed:
+                time.sleep(0.2)
+                try:
+                    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).read().decode()
+                    renewed = 'result="renewed"} 1.0' in text
+                except OSError:
+                    continue
+            assert renewed, "the daemon's first pass did not renew the due Secret"
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, err[-2000:]
+        assert "stopping" in err and "PRIVATE KEY" not in err + out
+        lease = fake.get("coordination.k8s.io/v1", "Lease", "rotator", "rotator-leader")
+        assert lease is not None and lease["spec"]["holderIdentity"] == ""  # released for a fast takeover
+        assert fake.denied() == []
+
+
+def kube_free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_leader_elector_creates_the_lease_with_client_go_fields(tmp_path: Path) -> None:
+    clock = Clock()
+    with FakeCluster() as fake:
+        e = LeaderElector(kube.api(fake.kubeconfig(tmp_path / "kc")), "rotator", "l", "me", clock)
+        assert e.try_acquire_or_renew()
+        spec = (fake.get("coordination.k8s.io/v1", "Lease", "rotator", "l") or {})["spec"]
+        assert spec["holderIdentity"] == "me" and spec["leaseDurationSeconds"] == 15 and spec["leaseTransitions"] == 0
+        assert spec["renewTime"].endswith("Z") and "." in spec["renewTime"]  # MicroTime
