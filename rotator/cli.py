@@ -309,9 +309,12 @@ def _from_cluster(args: argparse.Namespace, config: Any, api: Any) -> tuple[Any,
 
 def _renew(result: Any, inventory: Any, config: Any, api: Any) -> Any:
     from rotator.certs import utcnow
-    from rotator.runner import renew
+    from rotator.runner import alert, renew
 
-    return renew(result, inventory, config, api, utcnow)
+    result = renew(result, inventory, config, api, utcnow)
+    if config.pagerduty is not None:
+        alert(result, config, api, utcnow)
+    return result
 
 
 def _daemon(args: argparse.Namespace) -> int:

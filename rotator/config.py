@@ -234,6 +234,27 @@ class DaemonConfig(_Strict):
     )
 
 
+class PagerDutyConfig(_Strict):
+    routing_key: SecretKeyRef = Field(
+        description="The 32-character Events API v2 integration key (env, file or Secret)."
+    )
+    region: Literal["us", "eu"] = Field(default="us", description="events.pagerduty.com or events.eu.pagerduty.com.")
+    url: str | None = Field(default=None, description="Full base URL instead of the region (tests, proxies).")
+    critical_window_percent: float = Field(
+        default=20, gt=0, lt=100, description="Page when at most this share of the lifetime is left and renewal failed."
+    )
+    critical_window: str = Field(default="7d", description="... or when at most this long is left.")
+    rate_per_minute: int = Field(
+        default=100, ge=1, le=120, description="Events per minute per key (PagerDuty allows ~120); the rest wait."
+    )
+    change_events: bool = Field(default=False, description="Send a change event for each successful rotation.")
+    client_url: str | None = Field(default=None, description="Link from the alert back to your dashboard.")
+    timeout: str = Field(default="15s", description="Per request.")
+    attempts: int = Field(default=4, ge=1, le=10, description="Tries per event on 429, 5xx and network errors.")
+
+    check = field_validator("critical_window", "timeout")(_check_duration)
+
+
 class LoggingConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Log level; `--log-level` overrides it."
@@ -252,6 +273,7 @@ class Config(_Strict):
     rules: list[Rule] = Field(default_factory=list, description="Which issuer renews which credential.")
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig, description="How Gateways are read.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output on stderr.")
+    pagerduty: PagerDutyConfig | None = Field(default=None, description="PagerDuty Events API v2 alerting.")
     daemon: DaemonConfig = Field(
         default_factory=DaemonConfig, description="`rotator daemon`: schedule, endpoints, leader election."
     )

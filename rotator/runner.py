@@ -57,4 +57,24 @@ def live_pass(
     result = run_check(read.inventory, config, clock(), read.findings)
     if not dry_run:
         result = renew(result, read.inventory, config, api, clock, may_write, issuers)
+        if config.pagerduty is not None and may_write():
+            alert(result, config, api, clock)
     return result, read.inventory
+
+
+def alert(result: CheckResult, config: Config, api: KubeAPI, clock: Callable[[], datetime]) -> dict[str, int]:
+    """PagerDuty, after renewals: a PagerDuty outage never fails or delays a rotation."""
+    from rotator.issuers.base import IssuerError
+    from rotator.issuers.factory import read_value
+    from rotator.logs import get_logger
+    from rotator.pagerduty import Notifier
+    from rotator.state import ConfigMapState
+
+    assert config.pagerduty is not None
+    try:
+        key = read_value(config.pagerduty.routing_key, api).decode()
+    except (IssuerError, Exception) as exc:
+        get_logger("rotator.pagerduty").error("PagerDuty routing key unavailable", error=str(exc))
+        return {}
+    state = ConfigMapState(api, config.renewal.state_namespace, config.renewal.state_configmap, "alerts.json")
+    return Notifier(config.pagerduty, key, state, config.cluster_name, clock).notify(result)

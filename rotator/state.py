@@ -17,6 +17,11 @@ Entry = dict[str, Any]
 class StateStore(Protocol):
     def get(self, key: str) -> Entry | None: ...
 
+    def all(self) -> dict[str, Entry]: ...
+
+    def update_all(self, change: Callable[[dict[str, Entry]], dict[str, Entry]]) -> None:
+        """Replace the whole document atomically (one write for many entries)."""
+
     def update(self, key: str, change: Callable[[Entry | None], Entry | None]) -> Entry | None:
         """Apply ``change`` to one entry atomically; returning None deletes it."""
 
@@ -29,6 +34,14 @@ class MemoryState:
     def get(self, key: str) -> Entry | None:
         with self._lock:
             return dict(self.data[key]) if key in self.data else None
+
+    def all(self) -> dict[str, Entry]:
+        with self._lock:
+            return {k: dict(v) for k, v in self.data.items()}
+
+    def update_all(self, change: Callable[[dict[str, Entry]], dict[str, Entry]]) -> None:
+        with self._lock:
+            self.data = change({k: dict(v) for k, v in self.data.items()})
 
     def update(self, key: str, change: Callable[[Entry | None], Entry | None]) -> Entry | None:
         with self._lock:
@@ -66,18 +79,45 @@ class ConfigMapState:
         value = doc.get(key)
         return value if isinstance(value, dict) else None
 
+    def all(self) -> dict[str, Entry]:
+        return {k: v for k, v in self._read()[1].items() if isinstance(v, dict)}
+
+    def update_all(self, change: Callable[[dict[str, Entry]], dict[str, Entry]]) -> None:
+        result: dict[str, Entry] = {}
+
+        def whole(doc: dict[str, Entry]) -> dict[str, Entry] | None:
+            nonlocal result
+            result = change(doc)
+            return result
+
+        self._write(whole)
+
     def update(self, key: str, change: Callable[[Entry | None], Entry | None]) -> Entry | None:
+        box: dict[str, Entry | None] = {"new": None}
+
+        def one(doc: dict[str, Entry]) -> dict[str, Entry] | None:
+            old = doc.get(key)
+            new = change(old if isinstance(old, dict) else None)
+            box["new"] = new
+            if new is None:
+                if key not in doc:
+                    return None  # nothing to write
+                doc.pop(key)
+            else:
+                doc[key] = new
+            return doc
+
+        self._write(one)
+        return box["new"]
+
+    def _write(self, change: Callable[[dict[str, Entry]], dict[str, Entry] | None]) -> None:
         with self._lock:
             for _ in range(self.attempts):
                 cm, doc = self._read()
-                old = doc.get(key)
-                new = change(old if isinstance(old, dict) else None)
-                if new is None:
-                    if key not in doc:
-                        return None
-                    doc.pop(key)
-                else:
-                    doc[key] = new
+                new_doc = change(doc)
+                if new_doc is None:
+                    return
+                doc = new_doc
                 text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
                 try:
                     if cm is None:
@@ -98,7 +138,7 @@ class ConfigMapState:
                     else:
                         cm.setdefault("data", {})[self.field] = text
                         self.api.update(CONFIGMAPS, self.namespace, cm)
-                    return new
+                    return
                 except ApiError as exc:
                     if exc.status != 409:
                         raise

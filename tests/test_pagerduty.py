@@ -1,0 +1,233 @@
+"""PagerDuty alerting against a real HTTP test double that validates every request."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rotator.alerting import clip, dedup_key, desired, page_for, plan_actions
+from rotator.config import PagerDutyConfig, SecretKeyRef
+from rotator.model import CheckResult
+from rotator.pagerduty import Notifier, RateLimiter, Transport
+from rotator.retry import RetryPolicy
+from rotator.state import MemoryState
+from tests import factory as f
+from tests import kube
+from tests.fakeapi import FakeCluster
+from tests.pdserver import PagerDutyDouble
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "R0tatorTestKey0123456789abcdefAB"[1:] + "X"  # 32 alphanumerics, not an R… ruleset key
+assert len(KEY) == 32
+
+
+def expired_result(n: int = 1) -> CheckResult:
+    objs: list[Any] = [f.ingress()]
+    for i in range(n):
+        objs.append(f.gateway(f"gw{i}", [f.server([f"h{i}.example.com"], f"tls-{i}")]))
+        objs.append(f.secret(f"tls-{i}", leaf=f.make_leaf([f"h{i}.example.com"], nb=-90, na=-1)))
+    result: CheckResult = f.run(*objs)
+    return result
+
+
+def healthy_result(n: int = 1) -> CheckResult:
+    objs: list[Any] = [f.ingress()]
+    for i in range(n):
+        objs.append(f.gateway(f"gw{i}", [f.server([f"h{i}.example.com"], f"tls-{i}")]))
+        objs.append(f.secret(f"tls-{i}", leaf=f.make_leaf([f"h{i}.example.com"])))
+    result: CheckResult = f.run(*objs)
+    return result
+
+
+def notifier(
+    double: PagerDutyDouble,
+    state: MemoryState,
+    sleeps: list[float] | None = None,
+    limiter: RateLimiter | None = None,
+    **cfg: Any,
+) -> Notifier:
+    conf = PagerDutyConfig(routing_key=SecretKeyRef(env="X"), url=double.url, **cfg)
+    record = sleeps if sleeps is not None else []
+    transport = Transport(double.url, 5, RetryPolicy(attempts=4, base=0.5, cap=8), sleep=record.append)
+    return Notifier(conf, KEY, state, "prod-eu", lambda: f.NOW, transport, limiter)
+
+
+# --- pure rules ----------------------------------------------------------------------
+
+
+def test_dedup_keys_are_stable_and_fit() -> None:
+    (c,) = expired_result().credentials
+    assert dedup_key("prod", c) == dedup_key("prod", c) == "rotator/prod/Secret/istio-system/tls-0/server"
+    long = dedup_key("x" * 300, c)
+    assert len(long) <= 255 and long.startswith("rotator/")
+    assert dedup_key("a", c) != dedup_key("b", c)  # per cluster
+
+
+def test_summary_is_clipped_to_1024_code_points() -> None:
+    assert len(clip("é" * 5000)) == 1024 and clip("é" * 5000).endswith("…")
+    assert clip("short") == "short"
+
+
+def test_severity_mapping() -> None:
+    window, pct = timedelta(days=7), 20.0
+    (expired,) = expired_result().credentials
+    assert page_for(expired, None, f.NOW, pct, window) == "critical"
+    (fine,) = healthy_result().credentials
+    assert page_for(fine, None, f.NOW, pct, window) is None
+    near = f.run(
+        f.ingress(),
+        f.gateway("g", [f.server(["h.example.com"], "s")]),
+        f.secret("s", leaf=f.make_leaf(["h.example.com"], nb=-85, na=5)),
+    ).credentials[0]
+    assert near.action == "skip"  # due, no issuer rule
+    assert page_for(near, None, f.NOW, pct, window) == "error"
+
+
+def test_actions_trigger_once_per_state_change_and_resolve() -> None:
+    wanted = desired(expired_result(2), "c", 20, timedelta(days=7))
+    first = plan_actions(wanted, {})
+    assert [a.kind for a in first] == ["trigger", "trigger"]
+    known = {k: {"severity": a.severity} for k, a in wanted.items()}
+    assert plan_actions(wanted, known) == []  # unchanged: nothing re-sent
+    one = dict(list(wanted.items())[:1])
+    assert [(a.kind, a.dedup_key) for a in plan_actions(one, known)] == [("resolve", list(wanted)[1])]
+
+
+# --- against the double --------------------------------------------------------------------
+
+
+def test_trigger_then_silence_then_resolve() -> None:
+    state = MemoryState()
+    with PagerDutyDouble() as pd:
+        n = notifier(pd, state)
+        assert n.notify(expired_result())["triggered"] == 1
+        assert n.notify(expired_result())["triggered"] == 0  # the same problem is not re-sent
+        assert len(pd.open) == 1 and len(pd.events) == 1
+        (event,) = pd.events
+        p = event["payload"]
+        assert p["severity"] == "critical" and p["source"] == "prod-eu" and p["class"] == "tls-server"
+        assert p["custom_details"]["secret"] == "tls-0" and p["custom_details"]["gateways"] == ["istio-system/gw0"]
+        assert n.notify(healthy_result())["resolved"] == 1
+        assert pd.open == {} and len(pd.resolved) == 1
+        assert state.all() == {}
+
+
+def test_transient_failures_are_retried_within_budget() -> None:
+    state, sleeps = MemoryState(), []
+    with PagerDutyDouble() as pd:
+        pd.faults = [429, 500, "reset"]
+        counts = notifier(pd, state, sleeps).notify(expired_result())
+        assert counts["triggered"] == 1 and len(pd.open) == 1
+        assert len(sleeps) == 3 and all(0 <= s <= 8 for s in sleeps)
+
+
+def test_a_400_is_never_retried_and_the_change_is_kept_for_next_time(capsys: Any) -> None:
+    from rotator import logs
+
+    logs.configure("info", "json")
+    state = MemoryState()
+    with PagerDutyDouble() as pd:
+        pd.faults = [400]
+        counts = notifier(pd, state).notify(expired_result())
+        assert counts["failed"] == 1 and len(pd.requests) == 1  # not retried
+        assert state.all() == {}
+        assert notifier(pd, state).notify(expired_result())["triggered"] == 1  # re-sent next pass
+    err = capsys.readouterr().err
+    assert "PagerDuty rejected the event" in err and KEY not in err
+
+
+def test_an_outage_is_bounded_and_the_resolve_is_delivered_later() -> None:
+    state = MemoryState()
+    with PagerDutyDouble() as pd:
+        n = notifier(pd, state)
+        n.notify(expired_result())
+        pd.faults = [503] * 4  # exactly one pass of attempts
+        assert n.notify(healthy_result())["failed"] == 1  # 4 attempts, then given up for this pass
+        assert len(pd.open) == 1
+        assert n.notify(healthy_result())["resolved"] == 1  # every resolve delivered, eventually
+        assert pd.open == {}
+
+
+def test_a_storm_stays_under_the_per_key_rate() -> None:
+    state = MemoryState()
+    clock = {"t": 0.0}
+    with PagerDutyDouble() as pd:
+        n = notifier(pd, state, limiter=RateLimiter(100, clock=lambda: clock["t"]))
+        first = n.notify(expired_result(200))
+        assert first["triggered"] == 100 and first["deferred"] == 100
+        assert pd.max_in_window() <= 120
+        clock["t"] = 61
+        second = n.notify(expired_result(200))
+        assert second["triggered"] == 100 and len(pd.open) == 200
+
+
+def test_an_invalid_routing_key_turns_alerting_off_without_leaking_it(capsys: Any) -> None:
+    from rotator import logs
+
+    logs.configure("info", "json")
+    with PagerDutyDouble() as pd:
+        conf = PagerDutyConfig(routing_key=SecretKeyRef(env="X"), url=pd.url)
+        n = Notifier(conf, "not-a-key-secret-value", MemoryState(), "c", lambda: f.NOW)
+        assert n.notify(expired_result()) == {"triggered": 0, "resolved": 0, "deferred": 0, "failed": 0, "changes": 0}
+        assert pd.requests == []
+    assert "not-a-key-secret-value" not in capsys.readouterr().err
+
+
+# --- across two separate `rotator check` processes -------------------------------------------
+
+
+def test_trigger_and_resolve_across_two_rotator_check_processes(tmp_path: Path) -> None:
+    with FakeCluster(rbac_manifests=kube.deploy_rbac()) as fake, PagerDutyDouble() as pd:
+        kube.seed_object(fake, f.ingress())
+        kube.seed_object(fake, f.gateway("gw", [f.server(["app.example.com"], "app-tls")]))
+        expired = f.make_leaf(["app.example.com"], nb=-400, na=-300)  # expired on any date after 2025
+        kube.seed_object(fake, f.secret("app-tls", leaf=expired))
+        cfg = tmp_path / "rotator.yaml"
+        cfg.write_text(
+            yaml.safe_dump(
+                {
+                    "cluster_name": "prod",
+                    "pagerduty": {"routing_key": {"env": "ROTATOR_TEST_PD_KEY"}, "url": pd.url, "change_events": True},
+                }
+            )
+        )
+        env = {**os.environ, "ROTATOR_TEST_PD_KEY": KEY}
+        cmd = [
+            sys.executable,
+            "-m",
+            "rotator",
+            "check",
+            "-o",
+            "json",
+            "--log-level",
+            "debug",
+            "--log-format",
+            "json",
+            "--kubeconfig",
+            str(fake.kubeconfig(tmp_path / "kc")),
+            "--config",
+            str(cfg),
+        ]
+        first = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+        assert first.returncode == 2, first.stderr[-2000:]
+        assert [e["event_action"] for e in pd.events] == ["trigger"] and len(pd.open) == 1
+        again = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)  # a new pod, same problem
+        assert [e["event_action"] for e in pd.events] == ["trigger"]  # not re-sent
+        kube.seed_object(fake, f.secret("app-tls", leaf=f.make_leaf(["app.example.com"], nb=-1, na=3650)))
+        second = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+        assert second.returncode == 0, second.stderr[-2000:]
+        assert [e["event_action"] for e in pd.events] == ["trigger", "resolve"]
+        assert pd.events[0]["dedup_key"] == pd.events[1]["dedup_key"]
+        assert pd.open == {} and len(pd.resolved) == 1
+        state = json.loads((fake.get("v1", "ConfigMap", "rotator", "rotator-state") or {})["data"]["alerts.json"])
+        assert state == {}
+        for run in (first, again, second):
+            assert KEY not in run.stderr + run.stdout  # the routing key never reaches logs or reports
+        assert fake.denied() == []
