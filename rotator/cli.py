@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="table colours")
     check.add_argument(
+        "--pushgateway", metavar="URL", help="push this pass's metrics to a Prometheus Pushgateway (for the CronJob)"
+    )
+    check.add_argument(
         "--exit-codes",
         choices=("nagios", "job"),
         default="nagios",
@@ -255,9 +258,26 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
     else:
         color = {"always": True, "never": False}.get(args.color)
         write_table(result, stdout, color=color)
+    if args.pushgateway:
+        _push(args.pushgateway, result, config, api)
     if args.exit_codes == "job":
         return 1 if any(o.status == "failed" for o in result.renewals) else 0
     return exit_code(result)
+
+
+def _push(url: str, result: Any, config: Any, api: Any) -> None:
+    """Best effort: a Pushgateway that is down is logged, never fails the pass."""
+    import time
+
+    from rotator import logs
+    from rotator.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.observe(result, 0.0, time.time(), dict(api.stats.by_verb) if api is not None else {})
+    try:
+        metrics.push(url, job="rotator", grouping={"cluster": config.cluster_name})
+    except Exception as exc:
+        logs.get_logger().warning("pushgateway push failed", url=url, error=f"{type(exc).__name__}: {exc}")
 
 
 def _from_files(args: argparse.Namespace, config: Any, stdin: TextIO) -> tuple[Any, list[Any]] | int:

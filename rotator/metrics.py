@@ -120,3 +120,9 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def push(self, url: str, job: str, grouping: dict[str, str]) -> None:
+        """PUT to a Pushgateway: the whole group is replaced, so vanished series vanish there too."""
+        from prometheus_client import push_to_gateway
+
+        push_to_gateway(url, job=job, registry=self.registry, grouping_key=grouping, timeout=10)
