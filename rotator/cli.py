@@ -211,6 +211,7 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
     except ConfigError as exc:
         return _error(str(exc))
     logs.configure(args.log_level or config.logging.level, args.log_format or config.logging.format)
+    logs.new_run_id()
     log = logs.get_logger()
 
     if not args.dry_run:

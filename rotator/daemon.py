@@ -76,6 +76,9 @@ class Daemon:
         if not self.is_leader():
             self.metrics.passes.labels("follower").inc()
             return "follower"
+        from rotator.logs import new_run_id
+
+        new_run_id()
         start = time.monotonic()
         before = dict(self.api.stats.by_verb)
         try:

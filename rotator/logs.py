@@ -93,6 +93,17 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     )
 
 
+def new_run_id() -> str:
+    """Bind a fresh run id to every log line of this pass (structlog contextvars)."""
+    import uuid
+
+    import structlog
+
+    run_id = uuid.uuid4().hex[:12]
+    structlog.contextvars.bind_contextvars(run_id=run_id)
+    return run_id
+
+
 def get_logger(name: str = "rotator") -> Any:
     import structlog
 

@@ -14,6 +14,7 @@ Pure helpers (grouping, SANs, back-off arithmetic) come first; ``Renewer`` is th
 from __future__ import annotations
 
 import base64
+import contextvars
 import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -174,8 +175,10 @@ class Renewer:
         groups = group_copies(result.credentials)
         if not groups:
             return []
+        # Each worker runs in a copy of this context, so log lines keep the pass's run_id.
+        ctx = contextvars.copy_context()
         with ThreadPoolExecutor(max_workers=self.config.renewal.concurrency, thread_name_prefix="renew") as pool:
-            return list(pool.map(lambda g: self._guarded(g, inv), groups))
+            return list(pool.map(lambda g: ctx.copy().run(self._guarded, g, inv), groups))
 
     def _guarded(self, copies: list[Credential], inv: Inventory) -> RenewalOutcome:
         """One credential's failure never stops the others: any error becomes an outcome."""

@@ -290,3 +290,22 @@ def test_http01_in_a_cluster_routes_the_challenge_with_a_temporary_virtualservic
         assert spec["http"][0]["match"][0]["uri"]["prefix"] == "/.well-known/acme-challenge/"  # type: ignore[index]
         assert cluster.list("networking.istio.io/v1", "VirtualService", "rotator") == []
         assert cluster.denied() == []
+
+
+def test_no_tsig_secret_eab_key_or_account_key_in_logs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Debug logs of a DNS-01 issuance with EAB, and of failures, never carry credentials."""
+    from rotator import logs
+
+    logs.configure("debug", "json")
+    hmac = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    (tmp_path / "eab").write_text(hmac)
+    with acmeenv.bind(tmp_path) as bind, acmeenv.pebble(tmp_path, bind.port, eab={"kid-9": hmac}) as p:
+        acme = issuer(bind, p, tmp_path, eab_key_id="kid-9", eab_hmac=SecretKeyRef(file=str(tmp_path / "eab")))
+        acme.issue(request(f"logs.{ZONE}"))
+        with pytest.raises(IssuerError):
+            acme.issue(request("not-in-the-zone.example.org"))  # a failure path logs too
+        account = Path(acme.cfg.account_key_file or "").read_text()
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert bind.tsig_secret not in text and hmac not in text
+    assert not any(line in text for line in account.splitlines() if "-----" not in line)

@@ -563,3 +563,14 @@ def test_backups_are_opaque_and_restore_the_original_type(env: Env) -> None:
     env.cluster.remove("v1", "Secret", NS, NAME)
     assert env.writer.rollback(NS, NAME, [REF]).status == "rolled-back"
     assert (env.cluster.get("v1", "Secret", NS, NAME) or {})["type"] == "kubernetes.io/tls"
+
+
+def test_events_are_rate_limited_per_secret_and_reason(env: Env) -> None:
+    bad = material(hosts=("other.example.org",))
+    for _ in range(3):
+        env.writer.write(NS, NAME, bad, [REF])
+    reasons = [r.body["reason"] for r in env.cluster.requests if r.api_group == "events.k8s.io"]
+    assert reasons == ["RotationFailed"]  # one per 10 minutes, not one per attempt
+    assert env.writer.write(NS, NAME, material(), [REF]).status == "rotated"
+    reasons = [r.body["reason"] for r in env.cluster.requests if r.api_group == "events.k8s.io"]
+    assert reasons == ["RotationFailed", "Rotated"]  # another reason is recorded

@@ -192,3 +192,21 @@ def test_suffix_named_credentials_are_redacted_but_operational_fields_kept() -> 
         assert is_sensitive(name), name
     for name in ("key_type", "secret", "namespace", "dedup_key", "serial", "not_after"):
         assert not is_sensitive(name), name
+
+
+def test_every_line_of_a_pass_carries_its_run_id_even_from_worker_threads(capsys) -> None:  # type: ignore[no-untyped-def]
+    import contextvars
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rotator import logs
+
+    logs.configure("info", "json")
+    run_id = logs.new_run_id()
+    log = logs.get_logger()
+    log.info("main thread")
+    ctx = contextvars.copy_context()
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda i: ctx.copy().run(log.info, "worker", n=i), range(2)))
+    lines = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.startswith("{")]
+    assert len(lines) == 3 and {x["run_id"] for x in lines} == {run_id}

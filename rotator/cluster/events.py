@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from rotator.cluster.api import EVENTS, ApiError, KubeAPI
@@ -64,13 +64,31 @@ def event_body(
 
 
 class EventRecorder:
-    def __init__(self, api: KubeAPI, clock: Callable[[], datetime], instance: str | None = None) -> None:
+    """Records Events, at most one per (object, reason) per ``min_interval``: a Secret
+    failing every pass must not flood the namespace's Events."""
+
+    def __init__(
+        self,
+        api: KubeAPI,
+        clock: Callable[[], datetime],
+        instance: str | None = None,
+        min_interval: timedelta = timedelta(minutes=10),
+    ) -> None:
         self.api = api
         self.clock = clock
+        self.min_interval = min_interval
+        self._last: dict[tuple[str, str, str], datetime] = {}
         self.instance = instance or os.environ.get("POD_NAME") or socket.gethostname()
         self.log = get_logger("rotator.events")
 
     def record(self, regarding: dict[str, Any], reason: str, action: str, note: str, warning: bool = False) -> None:
+        meta = regarding.get("metadata") or {}
+        key = (str(meta.get("namespace")), str(meta.get("name")), reason)
+        now = self.clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.min_interval:
+            return
+        self._last[key] = now
         body = event_body(
             regarding, reason, action, note, "Warning" if warning else "Normal", self.clock(), self.instance
         )
