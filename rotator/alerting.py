@@ -122,6 +122,27 @@ def desired(
     return out
 
 
+def not_served_alerts(result: CheckResult, cluster: str) -> dict[str, Alert]:
+    """A rotation the gateway does not serve pages: the new certificate is not live."""
+    out: dict[str, Alert] = {}
+    for f in result.findings:
+        if f.code != "not-served" or f.object is None:
+            continue
+        key = f"rotator/{cluster}/not-served/{f.object.namespace}/{f.object.name}"
+        key = key if len(key) <= DEDUP_LIMIT else "rotator/" + hashlib.sha256(key.encode()).hexdigest()
+        out[key] = Alert(
+            key,
+            "error",
+            clip(f"[{cluster}] {f.message}"),
+            cluster,
+            f"{f.object.namespace}/{f.object.name}",
+            "",
+            "tls-not-served",
+            {"namespace": f.object.namespace, "secret": f.object.name, "message": f.message},
+        )
+    return out
+
+
 def plan_actions(wanted: dict[str, Alert], known: dict[str, dict[str, Any]]) -> list[Action]:
     """Triggers for new problems and changed severities; resolves for what is no longer wanted."""
     actions: list[Action] = []

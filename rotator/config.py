@@ -234,6 +234,22 @@ class DaemonConfig(_Strict):
     )
 
 
+class VerifyConfig(_Strict):
+    """Post-renewal verification: Istio pushes Secrets over SDS, and users report gateways
+    that kept serving the old certificate; rotator checks what is actually served."""
+
+    enabled: bool = Field(default=False, description="Check the served certificate after each rotation.")
+    address: str = Field(
+        default="istio-ingressgateway.{namespace}.svc.cluster.local:{port}",
+        description="Where to connect; `{namespace}` is the Secret's (gateway workload's) namespace, `{port}` the "
+        "server's port.",
+    )
+    timeout: str = Field(default="60s", description="Report not-served when the new serial is not served by then.")
+    interval: str = Field(default="2s", description="Time between attempts.")
+
+    check = field_validator("timeout", "interval")(_check_duration)
+
+
 class PagerDutyConfig(_Strict):
     routing_key: SecretKeyRef = Field(
         description="The 32-character Events API v2 integration key (env, file or Secret)."
@@ -273,6 +289,7 @@ class Config(_Strict):
     rules: list[Rule] = Field(default_factory=list, description="Which issuer renews which credential.")
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig, description="How Gateways are read.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output on stderr.")
+    verify: VerifyConfig = Field(default_factory=VerifyConfig, description="Post-renewal verification.")
     pagerduty: PagerDutyConfig | None = Field(default=None, description="PagerDuty Events API v2 alerting.")
     daemon: DaemonConfig = Field(
         default_factory=DaemonConfig, description="`rotator daemon`: schedule, endpoints, leader election."

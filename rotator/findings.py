@@ -47,6 +47,7 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
     "renewal-backoff": ("warning", "Renewal is waiting after earlier failures"),
     "issuer-change": ("warning", "The current certificate comes from another CA; not moved without consent"),
     "issuer-ca-expiring": ("warning", "The CA of a CA issuer expires soon (critical once expired)"),
+    "not-served": ("error", "After a rotation, the gateway kept serving another certificate"),
     "issuer-unavailable": ("error", "An issuer cannot be used (missing or invalid CA, unreachable ACME server)"),
     # the seed's checklist
     "selector-no-workload": ("error", "The Gateway selector matches no workload"),

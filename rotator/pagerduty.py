@@ -20,7 +20,15 @@ from datetime import datetime
 from typing import Any
 
 from rotator import __version__
-from rotator.alerting import Action, change_event, desired, plan_actions, resolve_event, trigger_event
+from rotator.alerting import (
+    Action,
+    change_event,
+    desired,
+    not_served_alerts,
+    plan_actions,
+    resolve_event,
+    trigger_event,
+)
 from rotator.config import PagerDutyConfig
 from rotator.logs import get_logger
 from rotator.model import CheckResult
@@ -146,6 +154,7 @@ class Notifier:
             parse_duration(self.cfg.critical_window),
             self.cfg.client_url,
         )
+        wanted.update(not_served_alerts(result, self.cluster))
         known = self.state.all()
         actions = plan_actions(wanted, known)
         done: dict[str, dict[str, Any] | None] = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from rotator.cluster.api import KubeAPI
 from rotator.config import Config
@@ -37,7 +38,33 @@ def renew(
     used = sorted({c.issuer for c in result.credentials if c.action == "renew" and c.issuer and c.issuer in built})
     health: list[Finding] = [f for name in used for f in built[name].health(clock())]  # type: ignore[attr-defined]
     extra = tuple(health) + tuple(f for o in outcomes for f in o.findings)
+    if config.verify.enabled:
+        extra += tuple(verify_served(result, outcomes, config))
     return replace(result, renewals=tuple(outcomes), findings=result.findings + extra)
+
+
+def verify_served(result: CheckResult, outcomes: list[Any], config: Config) -> list[Finding]:
+    """For each rotated copy: does its gateway serve the new serial? (``not-served`` if not)."""
+    from rotator.timeutil import parse_duration
+    from rotator.verify import verify
+
+    refs = {(c.spec.namespace, c.spec.name): c.spec.references for c in result.credentials if c.spec.role == "server"}
+    out: list[Finding] = []
+    for o in outcomes:
+        if o.status != "renewed" or not o.serial:
+            continue
+        for copy in o.copies:
+            ns, _, name = copy.partition("/")
+            out += verify(
+                ns,
+                name,
+                o.serial,
+                refs.get((ns, name), ()),
+                config.verify.address,
+                parse_duration(config.verify.timeout),
+                parse_duration(config.verify.interval),
+            )
+    return out
 
 
 def live_pass(

@@ -231,3 +231,19 @@ def test_trigger_and_resolve_across_two_rotator_check_processes(tmp_path: Path) 
         for run in (first, again, second):
             assert KEY not in run.stderr + run.stdout  # the routing key never reaches logs or reports
         assert fake.denied() == []
+
+
+def test_a_rotation_the_gateway_does_not_serve_pages() -> None:
+    from dataclasses import replace
+
+    from rotator.findings import finding
+    from rotator.model import ObjectRef
+
+    obj = ObjectRef("Secret", "istio-system", "tls-0")
+    result = replace(healthy_result(), findings=(finding("not-served", "still serves the old serial", obj),))
+    state = MemoryState()
+    with PagerDutyDouble() as pd:
+        n = notifier(pd, state)
+        assert n.notify(result)["triggered"] == 1
+        assert pd.events[0]["payload"]["class"] == "tls-not-served"
+        assert n.notify(healthy_result())["resolved"] == 1  # served now: resolved
