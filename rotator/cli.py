@@ -274,7 +274,7 @@ def _push(url: str, result: Any, config: Any, api: Any) -> None:
     from rotator.metrics import Metrics
 
     metrics = Metrics()
-    metrics.observe(result, 0.0, time.time(), dict(api.stats.by_verb) if api is not None else {})
+    metrics.observe(result, 0.0, time.time(), dict(api.stats.by_result) if api is not None else {})
     try:
         metrics.push(url, job="rotator", grouping={"cluster": config.cluster_name})
     except Exception as exc:

@@ -80,7 +80,7 @@ class Daemon:
 
         new_run_id()
         start = time.monotonic()
-        before = dict(self.api.stats.by_verb)
+        before = dict(self.api.stats.by_result)
         try:
             result, _ = live_pass(
                 self.api, self.config, self.clock, dry_run=False, may_write=self.is_leader, issuers=self.issuers
@@ -90,7 +90,7 @@ class Daemon:
             self.metrics.failed(time.time())
             self.log.error("pass failed", error=self.last_error)
             return "failed"
-        delta = {k: v - before.get(k, 0) for k, v in self.api.stats.by_verb.items()}
+        delta = {k: v - before.get(k, 0) for k, v in self.api.stats.by_result.items()}
         self.metrics.observe(result, time.monotonic() - start, time.time(), delta)
         self.last_success = self.clock()
         renewed = sum(1 for o in result.renewals if o.status == "renewed")

@@ -82,7 +82,10 @@ class Metrics:
             "rotator_renewals", "Renewal attempts by issuer and result.", ["issuer", "result"], registry=self.registry
         )
         self.api_requests = Counter(
-            "rotator_api_requests", "Kubernetes API requests by verb.", ["verb"], registry=self.registry
+            "rotator_api_requests",
+            "Kubernetes API requests by verb and result.",
+            ["verb", "result"],
+            registry=self.registry,
         )
         self.pass_duration = Histogram(
             "rotator_pass_duration_seconds",
@@ -102,13 +105,15 @@ class Metrics:
         )
         Info("rotator_build", "rotator version.", registry=self.registry).info({"version": __version__})
 
-    def observe(self, result: CheckResult, duration: float, ended: float, api_by_verb: dict[str, int]) -> None:
+    def observe(
+        self, result: CheckResult, duration: float, ended: float, api_by_result: dict[tuple[str, str], int]
+    ) -> None:
         with self._last.lock:
             self._last.result = result
         for o in result.renewals:
             self.renewals.labels(o.issuer or "none", o.status).inc()
-        for verb, n in api_by_verb.items():
-            self.api_requests.labels(verb).inc(n)
+        for (verb, outcome), n in api_by_result.items():
+            self.api_requests.labels(verb, outcome).inc(n)
         self.pass_duration.observe(duration)
         self.last_pass.set(ended)
         self.last_success.set(ended)

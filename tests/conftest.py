@@ -10,3 +10,34 @@ if str(ROOT) not in sys.path:
 # freezegun walks every loaded module's attributes; the kubernetes client builds its
 # pydantic models lazily on attribute access, which fails under a fake datetime.
 freezegun.configure(extend_ignore_list=["kubernetes"])
+
+
+# --- a guard over the whole suite: no secret material in anything rotator printed -----------
+
+import re  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+
+_SECRET_PATTERNS = [re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")]
+# Known test credentials (routing key, TSIG-like values) that must never be printed.
+_KNOWN_SECRETS = ["0tatorTestKey0123456789abcdefABX"]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Fail any test whose captured stdout/stderr/log holds a private key or a known secret.
+
+    Every scenario of the suite runs rotator for real (CLI, daemon, issuers), so this scans
+    the logs of all of them, not just the tests written about logging.
+    """
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when != "call" or report.failed or item.get_closest_marker("prints_secrets"):
+        return
+    captured = "\n".join(text for name, text in report.sections if name.startswith("Captured"))
+    leaks = [p.pattern for p in _SECRET_PATTERNS if p.search(captured)]
+    leaks += [f"known secret {s[:6]}…" for s in _KNOWN_SECRETS if s in captured]
+    if leaks:
+        report.outcome = "failed"
+        report.longrepr = f"secret material in captured output: {leaks}"

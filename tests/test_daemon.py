@@ -284,3 +284,16 @@ def test_cronjob_pass_pushes_its_metrics_to_a_pushgateway(tmp_path: Path) -> Non
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_api_requests_are_counted_by_verb_and_result(tmp_path: Path) -> None:
+    ca, clock = CA(), Clock()
+    with FakeCluster(rbac_manifests=kube.deploy_rbac(overlay="daemon")) as fake:
+        seed(fake, ca)
+        d = daemon(fake, fake.kubeconfig(tmp_path / "kc"), ca, "a", clock, counting(ca, clock))
+        d.elector = None
+        fake.fault(resource="pods", status=500, times=1)
+        assert d.run_pass() == "ok"
+        text = d.metrics.render().decode()
+        assert 'rotator_api_requests_total{result="500",verb="list"} 1.0' in text
+        assert 'rotator_api_requests_total{result="2xx",verb="list"}' in text

@@ -247,3 +247,21 @@ def test_a_rotation_the_gateway_does_not_serve_pages() -> None:
         assert n.notify(result)["triggered"] == 1
         assert pd.events[0]["payload"]["class"] == "tls-not-served"
         assert n.notify(healthy_result())["resolved"] == 1  # served now: resolved
+
+
+def test_change_events_for_successful_rotations_only() -> None:
+    from dataclasses import replace
+
+    from rotator.model import RenewalOutcome
+
+    done = RenewalOutcome(
+        "istio-system", "tls-0", "renewed", "ok", "internal", "abc", f.NOW + timedelta(days=30), ("istio-system/tls-0",)
+    )
+    failed = RenewalOutcome("istio-system", "tls-1", "failed", "no", "internal")
+    result = replace(healthy_result(), renewals=(done, failed))
+    with PagerDutyDouble() as pd:
+        counts = notifier(pd, MemoryState(), change_events=True).notify(result)
+        assert counts["changes"] == 1 and len(pd.changes) == 1
+        change = pd.changes[0]
+        assert "tls-0" in change["payload"]["summary"] and "event_action" not in change
+        assert pd.events == []  # a change event never pages

@@ -67,10 +67,15 @@ class ApiStats:
     requests: int = 0
     retries: int = 0
     by_verb: dict[str, int] = field(default_factory=dict)
+    by_result: dict[tuple[str, str], int] = field(default_factory=dict)  # (verb, "2xx"/"404"/"error"...)
 
     def count(self, verb: str) -> None:
         self.requests += 1
         self.by_verb[verb] = self.by_verb.get(verb, 0) + 1
+
+    def result(self, verb: str, outcome: str) -> None:
+        key = (verb, outcome)
+        self.by_result[key] = self.by_result.get(key, 0) + 1
 
 
 @dataclass(frozen=True)
@@ -189,6 +194,7 @@ class KubeAPI:
             response = self.client.call_api(*params, _request_timeout=self.timeout)
             data = response.read()
         except urllib3.exceptions.HTTPError as exc:  # reset, timeout, refused: transient
+            self.stats.result(verb, "network-error")
             raise ApiError(
                 0, "ConnectionError", type(exc).__name__ + ": " + str(exc)[:200], verb, resource, namespace, name
             ) from exc
@@ -197,6 +203,7 @@ class KubeAPI:
                 raise ApiError(0, "ConnectionError", str(exc)[:200], verb, resource, namespace, name) from exc
             raise
         status = response.status
+        self.stats.result(verb, "2xx" if 200 <= status < 300 else str(status))
         if 200 <= status < 300:
             return json.loads(data) if data else None
         try:
