@@ -41,7 +41,14 @@ class Daemon:
         self.config = config
         self.clock = clock
         self.identity = identity or os.environ.get("POD_NAME") or socket.gethostname()
+        # Built once and kept across passes: the ACME client keeps its account and
+        # directory, and its request counters feed the metrics.
+        if issuers is None:
+            from rotator.issuers.factory import build_issuers
+
+            issuers = build_issuers(config, api, clock)  # type: ignore[assignment]
         self.issuers = issuers
+        self._acme_seen: dict[str, dict[str, int]] = {}
         self.metrics = Metrics()
         self.log = get_logger("rotator.daemon")
         d = config.daemon
@@ -92,6 +99,11 @@ class Daemon:
             return "failed"
         delta = {k: v - before.get(k, 0) for k, v in self.api.stats.by_result.items()}
         self.metrics.observe(result, time.monotonic() - start, time.time(), delta)
+        for name, issuer in (self.issuers or {}).items():
+            counts = dict(getattr(issuer, "requests", {}))
+            seen = self._acme_seen.get(name, {})
+            self.metrics.acme(name, {k: v - seen.get(k, 0) for k, v in counts.items()})
+            self._acme_seen[name] = counts
         self.last_success = self.clock()
         renewed = sum(1 for o in result.renewals if o.status == "renewed")
         failed = sum(1 for o in result.renewals if o.status == "failed")

@@ -87,6 +87,12 @@ class Metrics:
             ["verb", "result"],
             registry=self.registry,
         )
+        self.acme_requests = Counter(
+            "rotator_acme_requests",
+            "ACME requests by issuer and result (ok, badNonce, rateLimited, ...).",
+            ["issuer", "result"],
+            registry=self.registry,
+        )
         self.pass_duration = Histogram(
             "rotator_pass_duration_seconds",
             "Duration of a check pass.",
@@ -118,6 +124,11 @@ class Metrics:
         self.last_pass.set(ended)
         self.last_success.set(ended)
         self.passes.labels("ok").inc()
+
+    def acme(self, issuer: str, deltas: dict[str, int]) -> None:
+        for result, n in deltas.items():
+            if n:
+                self.acme_requests.labels(issuer, result).inc(n)
 
     def failed(self, ended: float) -> None:
         self.last_pass.set(ended)

@@ -9,6 +9,7 @@ key is only ever in request bodies: never in logs, findings or exceptions.
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import time
@@ -80,7 +81,7 @@ class Transport:
                     continue
                 self.log.error("PagerDuty rejected the event", status=exc.code, kind=what, body=text)
                 return False
-            except (OSError, ValueError) as exc:  # resets, timeouts, refused
+            except (OSError, ValueError, http.client.HTTPException) as exc:  # resets, timeouts, garbage
                 self.log.warning(
                     "PagerDuty unreachable; retrying", error=type(exc).__name__, kind=what, attempt=attempt + 1
                 )
@@ -159,38 +160,48 @@ class Notifier:
         actions = plan_actions(wanted, known)
         done: dict[str, dict[str, Any] | None] = {}
         deadline = self.monotonic() + self.budget
-        for action in actions:
-            if self.monotonic() > deadline or not self.limiter.allow():
-                counts["deferred"] += 1  # still different from the stored state: next pass sends it
-                continue
-            if self._send(action):
-                counts["triggered" if action.kind == "trigger" else "resolved"] += 1
-                done[action.dedup_key] = (
-                    {"severity": action.alert.severity, "since": rfc3339(self.clock())}
-                    if action.kind == "trigger" and action.alert is not None
-                    else None
-                )
-            else:
-                counts["failed"] += 1
-        if done:
-
-            def apply(doc: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-                for key, entry in done.items():
-                    if entry is None:
-                        doc.pop(key, None)
-                    else:
-                        doc[key] = entry
-                return doc
-
-            self.state.update_all(apply)
-        if self.cfg.change_events and not self.routing_key.startswith("R"):
-            for o in result.renewals:
-                if o.status != "renewed" or self.monotonic() > deadline or not self.limiter.allow():
+        try:
+            for action in actions:
+                if self.monotonic() > deadline or not self.limiter.allow():
+                    counts["deferred"] += 1  # still different from the stored state: next pass sends it
                     continue
-                event = change_event(self.routing_key, o, self.cluster, self.clock())
-                if self.transport.post("/v2/change/enqueue", event):  # best effort: never pages, never fails
-                    counts["changes"] += 1
+                if self._send(action):
+                    counts["triggered" if action.kind == "trigger" else "resolved"] += 1
+                    done[action.dedup_key] = (
+                        {"severity": action.alert.severity, "since": rfc3339(self.clock())}
+                        if action.kind == "trigger" and action.alert is not None
+                        else None
+                    )
+                else:
+                    counts["failed"] += 1
+        finally:
+            self._save(done)  # what PagerDuty accepted is stored even if a later event blew up
+        self._change_events(result, deadline, counts)
         self.log.info("alerting done", **counts)
+
+    def _save(self, done: dict[str, dict[str, Any] | None]) -> None:
+        if not done:
+            return
+
+        def apply(doc: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+            for key, entry in done.items():
+                if entry is None:
+                    doc.pop(key, None)
+                else:
+                    doc[key] = entry
+            return doc
+
+        self.state.update_all(apply)
+
+    def _change_events(self, result: CheckResult, deadline: float, counts: dict[str, int]) -> None:
+        if not self.cfg.change_events or self.routing_key.startswith("R"):
+            return
+        for o in result.renewals:
+            if o.status != "renewed" or self.monotonic() > deadline or not self.limiter.allow():
+                continue
+            event = change_event(self.routing_key, o, self.cluster, self.clock())
+            if self.transport.post("/v2/change/enqueue", event):  # best effort: never pages, never fails
+                counts["changes"] += 1
 
     def _send(self, action: Action) -> bool:
         if action.kind == "trigger" and action.alert is not None:

@@ -255,6 +255,7 @@ class Renewer:
                 return RenewalOutcome(
                     ns, name, "skipped", change.message, issuer_name, copies=names, findings=(change,)
                 )
+        kept = True  # a reused pending certificate is its own safety net
         if pending is not None:
             issued, reused = pending, True
         else:
@@ -274,7 +275,7 @@ class Renewer:
                 return self._failed(
                     lead, names, IssuerError(f"issued certificate rejected: {note}"), "validation failed"
                 )
-            self._keep_pending(ns, name, issued, sans)
+            kept = self._keep_pending(ns, name, issued, sans)
         material = Material(issued.chain_pem, issued.key_pem, issued.issuer)
         if not self.may_write():  # lost the Lease while ordering: the pending Secret keeps it
             return RenewalOutcome(
@@ -297,6 +298,12 @@ class Renewer:
         failed = [o for o in outcomes if o.status == "failed"]
         if failed:
             msg = "; ".join(f"{o.namespace}/{o.name}: {o.message}" for o in failed)
+            if not kept:
+                # No safety net: the next pass would order again, so back off like a failed
+                # order (a loop here burns the CA's rate limits).
+                return self._failed(
+                    lead, names, IssuerError(f"issued certificate could not be written or kept: {msg}"), "write failed"
+                )
             # No back-off and no new order: the certificate waits in the pending Secret.
             self.log.warning("write failed; certificate kept for the next pass", namespace=ns, secret=name, error=msg)
             return RenewalOutcome(
@@ -406,7 +413,7 @@ class Renewer:
 
     # -- pending certificates ----------------------------------------------------------
 
-    def _keep_pending(self, ns: str, name: str, issued: Issued, sans: tuple[str, ...]) -> None:
+    def _keep_pending(self, ns: str, name: str, issued: Issued, sans: tuple[str, ...]) -> bool:
         body: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -432,6 +439,8 @@ class Renewer:
         except ApiError as exc:
             # Not fatal: the write below may still succeed; only the safety net is missing.
             self.log.warning("could not keep the pending certificate", namespace=ns, secret=name, error=str(exc))
+            return False
+        return True
 
     def _usable_pending(
         self, ns: str, name: str, sans: tuple[str, ...], references: tuple[Reference, ...], now: datetime

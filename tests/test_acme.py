@@ -240,6 +240,14 @@ def test_ari_window_and_replaces(tmp_path: Path) -> None:
         # the renewal order names the certificate it replaces (RFC 9773 §5)
         second = acme.issue(IssueRequest("istio-system", "app-tls", (f"ari.{ZONE}",), "ecdsa-p256", replaces=leaf))
         assert second.serial != first.serial
+        assert acme.requests.get("ok", 0) > 0
+        # `leaf` is already replaced now: the CA refuses `replaces`, and a plain order follows
+        third = acme.issue(IssueRequest("istio-system", "app-tls", (f"ari.{ZONE}",), "ecdsa-p256", replaces=leaf))
+        assert third.serial not in (first.serial, second.serial)
+        # a certificate from another CA as `replaces` is refused too, and handled the same way
+        other = certs.parse_bundle(f_leaf_pem()).certs[0]
+        fourth = acme.issue(IssueRequest("istio-system", "app-tls", (f"ari.{ZONE}",), "ecdsa-p256", replaces=other))
+        assert fourth.serial
 
 
 def test_http01_in_a_cluster_routes_the_challenge_with_a_temporary_virtualservice(tmp_path: Path) -> None:
@@ -309,3 +317,9 @@ def test_no_tsig_secret_eab_key_or_account_key_in_logs(capsys: pytest.CaptureFix
     text = out.out + out.err
     assert bind.tsig_secret not in text and hmac not in text
     assert not any(line in text for line in account.splitlines() if "-----" not in line)
+
+
+def f_leaf_pem() -> bytes:
+    from tests import factory
+
+    return factory.make_leaf(["other.example.com"]).cert_pem()

@@ -297,3 +297,46 @@ def test_api_requests_are_counted_by_verb_and_result(tmp_path: Path) -> None:
         text = d.metrics.render().decode()
         assert 'rotator_api_requests_total{result="500",verb="list"} 1.0' in text
         assert 'rotator_api_requests_total{result="2xx",verb="list"}' in text
+
+
+def test_acme_requests_are_counted_through_a_daemon_pass(tmp_path: Path) -> None:
+    from tests import acmeenv
+
+    host = f"d.{acmeenv.ZONE}"
+    ca = CA("Old CA")
+    with acmeenv.bind(tmp_path) as bind, acmeenv.pebble(tmp_path, bind.port) as pebble, FakeCluster() as fake:
+        kube.seed_object(fake, f.ingress())
+        kube.seed_object(fake, f.gateway("gw", [f.server([host], NAME)]))
+        crt, key, _ = ca.leaf([host], days_left=2)
+        kube.seed_object(fake, f.secret(NAME, data={"tls.crt": crt, "tls.key": key}))
+        (tmp_path / "tsig").write_text(bind.tsig_secret)
+        cfg = parse_config(
+            {
+                "issuers": {
+                    "pebble": {
+                        "type": "acme",
+                        "directory": pebble.directory,
+                        "terms_agreed": True,
+                        "ca_bundle": str(pebble.ca_file),
+                        "account_key_file": str(tmp_path / "acct.key"),
+                        "solver": "dns01",
+                        "dns01": {
+                            "nameserver": bind.nameserver,
+                            "zone": acmeenv.ZONE,
+                            "tsig_key_name": acmeenv.TSIG_NAME,
+                            "tsig_secret": {"file": str(tmp_path / "tsig")},
+                        },
+                    }
+                },
+                "rules": [{"issuer": "pebble", "allow_issuer_change": True}],
+                "daemon": {"leader_election": False},
+            }
+        )
+        d = Daemon(kube.api(fake.kubeconfig(tmp_path / "kc")), cfg, lambda: datetime.now(UTC), identity="a")
+        assert d.run_pass() == "ok"
+        text = d.metrics.render().decode()
+        assert 'rotator_renewals_total{issuer="pebble",result="renewed"} 1.0' in text
+        ok = [
+            ln for ln in text.splitlines() if ln.startswith('rotator_acme_requests_total{issuer="pebble",result="ok"}')
+        ]
+        assert ok and float(ok[0].split()[-1]) >= 5  # newAccount, newOrder, authz, challenge, finalize, polls, cert

@@ -461,3 +461,16 @@ def test_configured_key_algorithm_wins_over_the_current_key(
     key_pem = secret_data(fake)["tls.key"]
     assert certs.key_type(certs.parse_private_key(key_pem)[0]) == "ECDSA P-384"  # type: ignore[arg-type]
     assert b"BEGIN PRIVATE KEY" in key_pem  # PKCS#8 unless the Secret used PKCS#1
+
+
+def test_no_loop_when_the_pending_secret_cannot_be_kept_either(cluster: tuple[FakeCluster, Path, CA]) -> None:
+    """Writes and the pending safety net both refused: back off instead of ordering every pass."""
+    fake, kc, ca = cluster
+    renewer, issuer, config = renewer_for(fake, kc, ca)
+    fake.fault(method="POST", resource="secrets", status=403, times=1000)  # no pending Secret, no backup
+    statuses = []
+    for _ in range(3):
+        result, inv = plan_from_cluster(kc, config, now())
+        statuses.append(renewer.run(result, inv)[0].status)
+    assert statuses == ["failed", "backoff", "backoff"]
+    assert issuer.calls == [NAME]  # one order, not one per pass

@@ -128,6 +128,8 @@ class ACMEIssuer:
         self._lock = threading.Lock()
         self.log = get_logger("rotator.acme")
         self.stats = {"orders": 0, "bad_nonce_retries": 0}
+        self.requests: dict[str, int] = {}  # result -> count, for rotator_acme_requests_total
+        self._count_lock = threading.Lock()  # not self._lock: _connect holds that while registering
 
     # -- construction ---------------------------------------------------------------
 
@@ -214,7 +216,15 @@ class ACMEIssuer:
         key = pki.new_key(request.key_algorithm)
         csr = make_csr(key, request.sans)
         deadline = self.monotonic() + self.timeout
-        order = self._with_nonce_retry(lambda: self._new_order(acme, csr, request.replaces))
+        try:
+            order = self._with_nonce_retry(lambda: self._new_order(acme, csr, request.replaces))
+        except (messages.Error, errors.ConflictError) as exc:
+            if request.replaces is None or not self.cfg.ari:
+                raise
+            # The CA refused `replaces` (already replaced, or not its certificate): a plain
+            # order is always acceptable, and ARI is advice, never a reason to fail.
+            self.log.info("order without replaces", issuer=self.name, reason=f"{type(exc).__name__}: {exc}")
+            order = self._with_nonce_retry(lambda: self._new_order(acme, csr, None))
         self.stats["orders"] += 1
         pending = [a for a in order.authorizations if a.body.status != messages.STATUS_VALID]
         with self._challenges(acme, pending, request) as answered:
@@ -372,16 +382,27 @@ class ACMEIssuer:
                 delay = max(delay, float(retry_after))
         self.sleep(min(delay, remaining))
 
+    def _count(self, result: str) -> None:
+        with self._count_lock:
+            self.requests[result] = self.requests.get(result, 0) + 1
+
     def _with_nonce_retry(self, call: Callable[[], T]) -> T:
         for attempt in range(BAD_NONCE_RETRIES):
             try:
-                return call()
+                value = call()
+                self._count("ok")
+                return value
             except messages.Error as exc:
+                self._count(exc.code or "error")
                 if exc.code != "badNonce" or attempt == BAD_NONCE_RETRIES - 1:
                     raise
             except errors.BadNonce:
+                self._count("badNonce")
                 if attempt == BAD_NONCE_RETRIES - 1:
                     raise
+            except requests.RequestException:
+                self._count("network-error")
+                raise
             self.stats["bad_nonce_retries"] += 1
         raise AssertionError("unreachable")
 
