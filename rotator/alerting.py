@@ -74,8 +74,8 @@ def page_for(
     if in_critical_window(c, now, percent, window):
         if renewal is not None and renewal.status in ("failed", "backoff"):
             return "critical"
-        if c.action == "skip":  # no issuer, or nobody rotator may ask
-            return "error"
+        if c.action == "skip" or (renewal is not None and renewal.status == "skipped"):
+            return "error"  # no issuer, cert-manager's, issuer-change without consent: nobody renews it
     return None
 
 
@@ -143,15 +143,28 @@ def not_served_alerts(result: CheckResult, cluster: str) -> dict[str, Alert]:
     return out
 
 
-def plan_actions(wanted: dict[str, Alert], known: dict[str, dict[str, Any]]) -> list[Action]:
-    """Triggers for new problems and changed severities; resolves for what is no longer wanted."""
+def key_id(routing_key: str) -> str:
+    """Which routing key opened an alert, without storing the key itself."""
+    return hashlib.sha256(routing_key.encode()).hexdigest()[:12]
+
+
+def plan_actions(
+    wanted: dict[str, Alert], known: dict[str, dict[str, Any]], routing_key_id: str | None = None
+) -> list[Action]:
+    """Triggers for new problems and changed severities; resolves for what is no longer wanted.
+
+    An alert opened with another routing key cannot be resolved with this one (PagerDuty
+    drops such a resolve silently): it is re-triggered under the current key when still
+    wanted, and otherwise left to be resolved in PagerDuty (the caller logs it).
+    """
     actions: list[Action] = []
     for key, alert in sorted(wanted.items()):
         was = known.get(key)
-        if was is None or was.get("severity") != alert.severity:
+        other_key = was is not None and routing_key_id is not None and was.get("key", routing_key_id) != routing_key_id
+        if was is None or was.get("severity") != alert.severity or other_key:
             actions.append(Action("trigger", key, alert))
     for key in sorted(known):
-        if key not in wanted:
+        if key not in wanted and (routing_key_id is None or known[key].get("key", routing_key_id) == routing_key_id):
             actions.append(Action("resolve", key))
     return actions
 

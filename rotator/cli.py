@@ -275,6 +275,11 @@ def _push(url: str, result: Any, config: Any, api: Any) -> None:
 
     metrics = Metrics()
     metrics.observe(result, 0.0, time.time(), dict(api.stats.by_result) if api is not None else {})
+    if api is not None and any(o.status == "renewed" for o in result.renewals):
+        from rotator.certs import utcnow
+        from rotator.runner import live_pass
+
+        metrics.snapshot(live_pass(api, config, utcnow, dry_run=True)[0])  # the state after renewing
     try:
         metrics.push(url, job="rotator", grouping={"cluster": config.cluster_name})
     except Exception as exc:

@@ -82,6 +82,8 @@ class Daemon:
         """One scheduled pass; returns ok, follower or failed (never raises into the scheduler)."""
         if not self.is_leader():
             self.metrics.passes.labels("follower").inc()
+            self.metrics.snapshot(None)  # the leader reports credentials; two exporters would disagree
+            self.last_failure = None  # a follower's readiness does not hang on its past as leader
             return "follower"
         from rotator.logs import new_run_id
 
@@ -99,6 +101,13 @@ class Daemon:
             return "failed"
         delta = {k: v - before.get(k, 0) for k, v in self.api.stats.by_result.items()}
         self.metrics.observe(result, time.monotonic() - start, time.time(), delta)
+        if any(o.status == "renewed" for o in result.renewals):
+            # Export what is true after the renewals, not the plan that preceded them.
+            try:
+                fresh, _ = live_pass(self.api, self.config, self.clock, dry_run=True)
+                self.metrics.snapshot(fresh)
+            except Exception as exc:
+                self.log.warning("post-renewal re-read failed; metrics show the plan", error=str(exc))
         for name, issuer in (self.issuers or {}).items():
             counts = dict(getattr(issuer, "requests", {}))
             seen = self._acme_seen.get(name, {})

@@ -125,6 +125,11 @@ class Metrics:
         self.last_success.set(ended)
         self.passes.labels("ok").inc()
 
+    def snapshot(self, result: CheckResult | None) -> None:
+        """Replace the credential series (None: export none, e.g. on a follower)."""
+        with self._last.lock:
+            self._last.result = result
+
     def acme(self, issuer: str, deltas: dict[str, int]) -> None:
         for result, n in deltas.items():
             if n:

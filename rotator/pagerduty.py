@@ -25,6 +25,7 @@ from rotator.alerting import (
     Action,
     change_event,
     desired,
+    key_id,
     not_served_alerts,
     plan_actions,
     resolve_event,
@@ -157,7 +158,14 @@ class Notifier:
         )
         wanted.update(not_served_alerts(result, self.cluster))
         known = self.state.all()
-        actions = plan_actions(wanted, known)
+        kid = key_id(self.routing_key)
+        orphans = sorted(k for k, v in known.items() if k not in wanted and v.get("key", kid) != kid)
+        if orphans:
+            # Opened with a previous routing key: PagerDuty would drop our resolve. Say so
+            # once and forget them; they must be resolved in PagerDuty.
+            self.log.warning("alerts opened with another routing key; resolve them in PagerDuty", alerts=orphans)
+            self._save(dict.fromkeys(orphans))
+        actions = plan_actions(wanted, known, kid)
         done: dict[str, dict[str, Any] | None] = {}
         deadline = self.monotonic() + self.budget
         try:
@@ -168,7 +176,7 @@ class Notifier:
                 if self._send(action):
                     counts["triggered" if action.kind == "trigger" else "resolved"] += 1
                     done[action.dedup_key] = (
-                        {"severity": action.alert.severity, "since": rfc3339(self.clock())}
+                        {"severity": action.alert.severity, "since": rfc3339(self.clock()), "key": kid}
                         if action.kind == "trigger" and action.alert is not None
                         else None
                     )

@@ -104,4 +104,38 @@ def alert(result: CheckResult, config: Config, api: KubeAPI, clock: Callable[[],
         get_logger("rotator.pagerduty").error("PagerDuty routing key unavailable", error=str(exc))
         return {}
     state = ConfigMapState(api, config.renewal.state_namespace, config.renewal.state_configmap, "alerts.json")
+    if config.verify.enabled:
+        result = replace(result, findings=result.findings + tuple(still_not_served(result, state.all(), config)))
     return Notifier(config.pagerduty, key, state, config.cluster_name, clock).notify(result)
+
+
+def still_not_served(result: CheckResult, open_alerts: dict[str, Any], config: Config) -> list[Finding]:
+    """Open not-served alerts stay open until a probe sees the current serial served:
+    their absence from this pass's rotations is no evidence the gateway caught up."""
+    from datetime import timedelta
+
+    from rotator.report import renewals_by_copy
+    from rotator.verify import verify
+
+    renewed = renewals_by_copy(result)
+    creds = {(c.spec.namespace, c.spec.name): c for c in result.credentials if c.spec.role == "server"}
+    out: list[Finding] = []
+    for key in open_alerts:
+        parts = key.split("/")
+        if len(parts) != 5 or parts[2] != "not-served":
+            continue
+        ns, name = parts[3], parts[4]
+        if any(
+            f.code == "not-served" and f.object and (f.object.namespace, f.object.name) == (ns, name)
+            for f in result.findings
+        ):
+            continue  # verified in this pass already
+        cred = creds.get((ns, name))
+        done = renewed.get(f"{ns}/{name}")
+        serial = (
+            done.serial if done and done.serial else (cred.certificate.serial if cred and cred.certificate else None)
+        )
+        if cred is None or serial is None:
+            continue  # the credential is gone: resolve
+        out += verify(ns, name, serial, cred.spec.references, config.verify.address, timedelta(0), timedelta(0))
+    return out

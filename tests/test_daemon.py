@@ -104,8 +104,10 @@ def test_a_leader_that_cannot_renew_stops_writing_and_another_takes_over(tmp_pat
         clock.advance(11)  # past the 10 s renew deadline without renewing
         assert not a.is_leader()
         assert a.run_pass() == "follower"  # stops at once, even before the Lease expires
-        assert b.elector.try_acquire_or_renew() is False  # 15 s Lease not expired yet
-        clock.advance(5)
+        assert b.elector.try_acquire_or_renew() is False  # first sight of A's record: wait a full Lease
+        clock.advance(14)
+        assert b.elector.try_acquire_or_renew() is False
+        clock.advance(1)  # 15 s since B saw the record change, on B's own clock
         assert b.elector.try_acquire_or_renew() is True
         assert b.run_pass() == "ok" and issuer.calls == [NAME]
         lease = fake.get("coordination.k8s.io/v1", "Lease", "rotator", "rotator-leader")
@@ -340,3 +342,43 @@ def test_acme_requests_are_counted_through_a_daemon_pass(tmp_path: Path) -> None
             ln for ln in text.splitlines() if ln.startswith('rotator_acme_requests_total{issuer="pebble",result="ok"}')
         ]
         assert ok and float(ok[0].split()[-1]) >= 5  # newAccount, newOrder, authz, challenge, finalize, polls, cert
+
+
+def test_clock_skew_never_makes_two_leaders(tmp_path: Path) -> None:
+    """B's clock runs 14 s ahead: it still waits a full Lease after it last saw A renew."""
+    a_clock, b_clock = Clock(), Clock()
+    b_clock.advance(14)
+    with FakeCluster() as fake:
+        api = kube.api(fake.kubeconfig(tmp_path / "kc"))
+        a = LeaderElector(api, "rotator", "l", "a", a_clock)
+        b = LeaderElector(api, "rotator", "l", "b", b_clock)
+        assert a.try_acquire_or_renew()
+        for _ in range(10):  # A renews every 2 s; B keeps trying
+            a_clock.advance(2)
+            b_clock.advance(2)
+            assert a.try_acquire_or_renew() is True
+            assert b.try_acquire_or_renew() is False
+            assert not (a.is_leader() and b.is_leader())
+        a.stop()  # A dies without releasing: B takes over one Lease after A's last renewal
+        b_clock.advance(14)
+        assert b.try_acquire_or_renew() is False
+        b_clock.advance(2)
+        assert b.try_acquire_or_renew() is True
+
+
+def test_metrics_show_the_state_after_renewal_and_followers_export_no_credentials(tmp_path: Path) -> None:
+    ca, clock = CA(), Clock()
+    with FakeCluster(rbac_manifests=kube.deploy_rbac(overlay="daemon")) as fake:
+        seed(fake, ca)
+        kc = fake.kubeconfig(tmp_path / "kc")
+        a = daemon(fake, kc, ca, "a", clock, counting(ca, clock))
+        assert a.elector is not None
+        a.elector.try_acquire_or_renew()
+        assert a.run_pass() == "ok"
+        text = a.metrics.render().decode()
+        due = [ln for ln in text.splitlines() if ln.startswith("rotator_credential_state{") and 'state="due"' in ln]
+        ok = [ln for ln in text.splitlines() if ln.startswith("rotator_credential_state{") and 'state="ok"' in ln]
+        assert due and due[0].endswith(" 0.0") and ok[0].endswith(" 1.0")  # renewed: ok, not the stale "due"
+        clock.advance(11)  # a stops being leader
+        assert a.run_pass() == "follower"
+        assert "rotator_credential_state{" not in a.metrics.render().decode()

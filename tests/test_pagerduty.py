@@ -265,3 +265,37 @@ def test_change_events_for_successful_rotations_only() -> None:
         change = pd.changes[0]
         assert "tls-0" in change["payload"]["summary"] and "event_action" not in change
         assert pd.events == []  # a change event never pages
+
+
+def test_a_new_routing_key_does_not_send_resolves_pagerduty_would_drop(capsys: Any) -> None:
+    from rotator import logs
+
+    logs.configure("info", "json")
+    state = MemoryState()
+    other_key = "Z" * 32
+    with PagerDutyDouble() as pd:
+        notifier(pd, state).notify(expired_result(2))
+        assert len(pd.open) == 2
+        conf = PagerDutyConfig(routing_key=SecretKeyRef(env="X"), url=pd.url)
+        moved = Notifier(
+            conf,
+            other_key,
+            state,
+            "prod-eu",
+            lambda: f.NOW,
+            Transport(pd.url, 5, RetryPolicy(attempts=1), sleep=lambda _s: None),
+        )
+        # tls-0 still broken, tls-1 fixed: re-trigger under the new key; no resolve with the wrong key
+        result = f.run(
+            f.ingress(),
+            f.gateway("gw0", [f.server(["h0.example.com"], "tls-0")]),
+            f.secret("tls-0", leaf=f.make_leaf(["h0.example.com"], nb=-90, na=-1)),
+            f.gateway("gw1", [f.server(["h1.example.com"], "tls-1")]),
+            f.secret("tls-1", leaf=f.make_leaf(["h1.example.com"])),
+        )
+        counts = moved.notify(result)
+        assert counts == {"triggered": 1, "resolved": 0, "deferred": 0, "failed": 0, "changes": 0}
+        assert [e["routing_key"] == other_key for e in pd.events] == [False, False, True]
+        assert list(state.all()) == ["rotator/prod-eu/Secret/istio-system/tls-0/server"]
+    err = capsys.readouterr().err
+    assert "resolve them in PagerDuty" in err and other_key not in err and KEY not in err

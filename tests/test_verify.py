@@ -127,3 +127,26 @@ def test_nothing_listening_is_reported_too() -> None:
     t = time.monotonic()
     found = verify("ns", "s", "abc", [REF], f"127.0.0.1:{port}", timedelta(seconds=0), timedelta(seconds=1))
     assert found and "serves nothing" in found[0].message and time.monotonic() - t < 5
+
+
+def test_an_open_not_served_alert_is_reprobed_each_pass(tmp_path: Path) -> None:
+    """It stays open while the gateway serves another serial, and clears once it serves ours."""
+    from rotator.config import parse_config
+    from rotator.runner import still_not_served
+
+    served, current = f.make_leaf(["app.example.com"]), f.make_leaf(["app.example.com"])
+    gw = Gateway(tmp_path, served)
+    try:
+        config = parse_config({"verify": {"enabled": True, "address": f"127.0.0.1:{gw.port}"}})
+        result = f.run(
+            f.ingress(), f.gateway("gw", [f.server(["app.example.com"], "app-tls")]), f.secret("app-tls", leaf=current)
+        )
+        alerts = {"rotator/prod/not-served/istio-system/app-tls": {"severity": "error"}}
+        (still,) = still_not_served(result, alerts, config)
+        assert still.code == "not-served" and serial(served) in still.message
+        fixed = f.run(
+            f.ingress(), f.gateway("gw", [f.server(["app.example.com"], "app-tls")]), f.secret("app-tls", leaf=served)
+        )
+        assert still_not_served(fixed, alerts, config) == []  # now served: the alert may resolve
+    finally:
+        gw.close()

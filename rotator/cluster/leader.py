@@ -55,6 +55,10 @@ class LeaderElector:
         self.retry_period = retry_period
         self.on_change = on_change
         self._valid_until: datetime | None = None  # leadership ends here unless renewed
+        # client-go's rule: another holder's claim is judged by when *we* saw its record
+        # change, on our own clock, never by the renewTime it wrote (clocks differ).
+        self._observed: tuple[str, str, str] | None = None  # (holder, renewTime, resourceVersion)
+        self._observed_at: datetime | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -85,9 +89,12 @@ class LeaderElector:
                 return True
             spec = lease.get("spec") or {}
             holder = spec.get("holderIdentity") or ""
-            renewed = _parse(spec.get("renewTime")) or _parse(spec.get("acquireTime"))
+            record = (holder, str(spec.get("renewTime")), str((lease.get("metadata") or {}).get("resourceVersion")))
+            if record != self._observed:
+                self._observed, self._observed_at = record, now
             duration = timedelta(seconds=int(spec.get("leaseDurationSeconds") or self.lease_duration.total_seconds()))
-            expired = renewed is None or now >= renewed + duration
+            assert self._observed_at is not None
+            expired = now >= self._observed_at + duration
             if holder != self.identity and holder and not expired:
                 self._set(None)
                 return False
@@ -97,9 +104,14 @@ class LeaderElector:
             self._set(now + self.renew_deadline)
             return True
         except ApiError as exc:
-            # 409: someone else won this round. Anything else: we cannot prove our claim.
-            if exc.status != 409:
-                self.log.warning("lease not renewed", error=str(exc))
+            if exc.status == 409:
+                # Someone else wrote the Lease: they won this round. Stop writing now rather
+                # than at our deadline.
+                self._set(None)
+                return False
+            # Anything else: we cannot prove our claim; we stay leader only until the renew
+            # deadline runs out (client-go's behaviour).
+            self.log.warning("lease not renewed", error=str(exc))
             if not self.is_leader():
                 self._set(None)
             return self.is_leader()
