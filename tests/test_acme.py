@@ -323,3 +323,18 @@ def f_leaf_pem() -> bytes:
     from tests import factory
 
     return factory.make_leaf(["other.example.com"]).cert_pem()
+
+
+def test_retry_after_is_read_from_seconds_and_http_dates() -> None:
+    import requests
+
+    from rotator.issuers.acme_issuer import retry_after_seconds
+
+    r = requests.Response()
+    r.headers["Retry-After"] = "86400"
+    assert retry_after_seconds(r) == 86400
+    r.headers["Retry-After"] = "Wed, 21 Oct 2099 07:28:00 GMT"
+    assert (retry_after_seconds(r) or 0) > 365 * 86400
+    r.headers["Retry-After"] = "soon"
+    assert retry_after_seconds(r) is None
+    assert retry_after_seconds(None) is None

@@ -382,3 +382,40 @@ def test_metrics_show_the_state_after_renewal_and_followers_export_no_credential
         clock.advance(11)  # a stops being leader
         assert a.run_pass() == "follower"
         assert "rotator_credential_state{" not in a.metrics.render().decode()
+
+
+def test_two_running_daemons_with_real_schedulers_rotate_once(tmp_path: Path) -> None:
+    """Both replicas run for real (scheduler threads, election loops, wall clock)."""
+    ca = CA()
+    with FakeCluster(rbac_manifests=kube.deploy_rbac(overlay="daemon")) as fake:
+        seed(fake, ca)
+        kc = fake.kubeconfig(tmp_path / "kc")
+        clock = lambda: datetime.now(UTC)  # noqa: E731 - the real clock, on purpose
+        issuer = counting(ca, clock)  # type: ignore[arg-type]
+        cfg = parse_config(
+            {
+                "issuers": {"internal": {"type": "ca", "secret": "rotator/internal-ca"}},
+                "rules": [{"issuer": "internal"}],
+                "daemon": {
+                    "jitter": "0s",
+                    "interval": "1s",
+                    "lease": {"duration": "3s", "renew_deadline": "2s", "retry_period": "1s"},
+                },
+            }
+        )
+        replicas = [Daemon(kube.api(kc), cfg, clock, identity=n, issuers={"internal": issuer}) for n in "ab"]
+        for d in replicas:
+            d.start(first_run_in=0.5)
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not issuer.calls:
+                time.sleep(0.2)
+            time.sleep(3)  # more passes on both replicas after the rotation
+        finally:
+            for d in replicas:
+                d.stop()
+        assert issuer.calls == [NAME]
+        leaders = [d.identity for d in replicas if d.metrics.passes.labels("ok")._value.get() > 0]
+        assert len(leaders) == 1
+        backups = [s for s in fake.list("v1", "Secret", NS) if "rotator-backup" in s["metadata"]["name"]]
+        assert len(backups) == 1

@@ -51,6 +51,34 @@ BAD_NONCE_RETRIES = 5
 ACCOUNT_KEY = "account.key"
 
 
+class _Network(client.ClientNetwork):
+    """Keeps the last response so a rateLimited error can honour its Retry-After (the
+    library raises before its caller sees the headers)."""
+
+    last_response: requests.Response | None = None
+
+    def _send_request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        response = super()._send_request(method, url, *args, **kwargs)
+        self.last_response = response
+        return response
+
+
+def retry_after_seconds(response: requests.Response | None) -> float | None:
+    value = response.headers.get("Retry-After") if response is not None else None
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, (when - datetime.now(when.tzinfo)).total_seconds())
+
+
 class NewOrderWithReplaces(messages.NewOrder):
     """RFC 9773 §5: ``replaces`` names the certificate this order renews."""
 
@@ -168,7 +196,7 @@ class ACMEIssuer:
             jwk: JWK = JWKEC(key=key) if is_ec else JWKRSA(key=key)
             # requests accepts a CA bundle path where the library's annotation says bool
             verify: Any = self.cfg.ca_bundle or True
-            net = client.ClientNetwork(jwk, alg=ES256 if is_ec else RS256, verify_ssl=verify, user_agent=USER_AGENT)
+            net = _Network(jwk, alg=ES256 if is_ec else RS256, verify_ssl=verify, user_agent=USER_AGENT)
             try:
                 directory = messages.Directory.from_json(net.get(self.cfg.directory).json())
             except (requests.RequestException, ValueError, errors.Error) as exc:
@@ -207,7 +235,13 @@ class ACMEIssuer:
         except IssuerError:
             raise
         except messages.Error as exc:
-            raise IssuerError(f"ACME error: {exc}", rate_limited=exc.code == "rateLimited") from exc
+            net = self._client.net if self._client is not None else None
+            retry_after = retry_after_seconds(getattr(net, "last_response", None))
+            raise IssuerError(
+                f"ACME error: {exc}", retry_after=retry_after, rate_limited=exc.code == "rateLimited"
+            ) from exc
+        except errors.ConflictError as exc:
+            raise IssuerError(f"ACME conflict at {exc.location}") from exc
         except (errors.Error, requests.RequestException) as exc:
             raise IssuerError(f"ACME request failed: {type(exc).__name__}: {exc}") from exc
 
