@@ -20,8 +20,13 @@ from collections.abc import Iterator  # noqa: E402
 import pytest  # noqa: E402
 
 _SECRET_PATTERNS = [re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")]
-# Known test credentials (routing key, TSIG-like values) that must never be printed.
+# Known test credentials that must never be printed: the PagerDuty test routing key, and
+# every TSIG/EAB secret a test environment generates (tests.acmeenv registers them).
 _KNOWN_SECRETS = ["0tatorTestKey0123456789abcdefABX"]
+
+
+def register_secret(value: str) -> None:
+    _KNOWN_SECRETS.append(value)
 
 
 @pytest.hookimpl(hookwrapper=True)
