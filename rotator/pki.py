@@ -45,6 +45,19 @@ def _hash_for(key: types.CertificateIssuerPrivateKeyTypes, digest: str) -> hashe
     return {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha1": hashes.SHA1(), "md5": hashes.MD5()}[digest]
 
 
+def general_names(sans: list[str] | tuple[str, ...]) -> list[x509.GeneralName]:
+    """SAN entries: IP addresses as iPAddress (clients match IP hosts only against those), the rest dNSName."""
+    import ipaddress
+
+    names: list[x509.GeneralName] = []
+    for s in sans:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(s)))
+        except ValueError:
+            names.append(x509.DNSName(s))
+    return names
+
+
 def random_serial() -> int:
     """128 random bits, top bit clear so the DER integer stays positive and 16 bytes."""
     return secrets.randbits(127) | (1 << 64)
@@ -66,7 +79,6 @@ def build_certificate(
     serial: int | None = None,
 ) -> x509.Certificate:
     """One certificate; ``issuer_cert=None`` makes it self-signed by ``issuer_key``."""
-    import ipaddress
 
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)])
     issuer = issuer_cert.subject if issuer_cert is not None else subject
@@ -97,13 +109,7 @@ def build_certificate(
             x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True
         )
     if sans:
-        names: list[x509.GeneralName] = []
-        for s in sans:
-            try:
-                names.append(x509.IPAddress(ipaddress.ip_address(s)))
-            except ValueError:
-                names.append(x509.DNSName(s))
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        builder = builder.add_extension(x509.SubjectAlternativeName(general_names(sans)), critical=False)
     return builder.sign(issuer_key, _hash_for(issuer_key, digest))  # type: ignore[arg-type]
 
 

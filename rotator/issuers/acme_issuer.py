@@ -107,14 +107,7 @@ def ari_cert_id(cert: x509.Certificate) -> str:
 
 
 def make_csr(key: Any, sans: tuple[str, ...]) -> bytes:
-    import ipaddress
-
-    names: list[x509.GeneralName] = []
-    for s in sans:
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(s)))
-        except ValueError:
-            names.append(x509.DNSName(s))
+    names = pki.general_names(sans)
     cn = next((s for s in sans if len(s) <= 64), None)
     builder = (
         x509.CertificateSigningRequestBuilder()
