@@ -29,10 +29,11 @@ def algorithm_of(key_pem: bytes | None) -> KeyAlgorithm | None:
 
 
 def uses_pkcs1(key_pem: bytes | None) -> bool:
-    """``BEGIN RSA/EC PRIVATE KEY`` (traditional) rather than PKCS#8 ``BEGIN PRIVATE KEY``."""
+    """The traditional PKCS#1/SEC1 PEM encoding rather than PKCS#8."""
     if not key_pem:
         return False
-    return b"BEGIN RSA PRIVATE KEY" in key_pem or b"BEGIN EC PRIVATE KEY" in key_pem
+    # PKCS#1 / SEC1 ("traditional") PEM labels; PKCS#8 has the bare label
+    return any(b"-----BEGIN " + label + b"-----" in key_pem for label in (b"RSA PRIVATE KEY", b"EC PRIVATE KEY"))
 
 
 def choose(configured: KeyAlgorithm | None, current_key_pem: bytes | None) -> tuple[KeyAlgorithm, bool]:
