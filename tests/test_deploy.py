@@ -153,3 +153,11 @@ def test_the_cronjob_runs_a_command_rotator_has() -> None:
     (container,) = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     args = build_parser().parse_args(container["args"])
     assert args.command == "check" and args.exit_codes == "job" and not args.dry_run
+
+
+def test_the_shipped_config_is_the_documented_example() -> None:
+    """deploy/base/rotator.yaml (the ConfigMap) is config/rotator.yaml: one file, never two."""
+    from rotator.config import load_config
+
+    assert (ROOT / "deploy/base/rotator.yaml").read_text() == (ROOT / "config/rotator.yaml").read_text()
+    load_config(str(ROOT / "deploy/base/rotator.yaml"), environ={})
