@@ -244,8 +244,13 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
     from rotator.report import exit_code, write_json, write_table, write_yaml
 
     result = run_check(inventory, config, now, input_findings)
+    issuers: dict[str, Any] = {}
     if not args.dry_run:
-        result = _renew(result, inventory, config, api)
+        from rotator.certs import utcnow as clock
+        from rotator.issuers.factory import build_issuers
+
+        issuers = dict(build_issuers(config, api, clock))  # kept: their request counters feed --pushgateway
+        result = _renew(result, inventory, config, api, issuers)
     log.info(
         "check finished",
         credentials=len(result.credentials),
@@ -260,13 +265,13 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
         color = {"always": True, "never": False}.get(args.color)
         write_table(result, stdout, color=color)
     if args.pushgateway:
-        _push(args.pushgateway, result, config, api)
+        _push(args.pushgateway, result, config, api, issuers)
     if args.exit_codes == "job":
         return 1 if any(o.status == "failed" for o in result.renewals) else 0
     return exit_code(result)
 
 
-def _push(url: str, result: Any, config: Any, api: Any) -> None:
+def _push(url: str, result: Any, config: Any, api: Any, issuers: dict[str, Any]) -> None:
     """Best effort: a Pushgateway that is down is logged, never fails the pass."""
     import time
 
@@ -275,6 +280,8 @@ def _push(url: str, result: Any, config: Any, api: Any) -> None:
 
     metrics = Metrics()
     metrics.observe(result, 0.0, time.time(), dict(api.stats.by_result) if api is not None else {})
+    for name, issuer in issuers.items():
+        metrics.acme(name, dict(getattr(issuer, "requests", {})))
     if api is not None and any(o.status == "renewed" for o in result.renewals):
         from rotator.certs import utcnow
         from rotator.runner import live_pass
@@ -333,11 +340,11 @@ def _from_cluster(args: argparse.Namespace, config: Any, api: Any) -> tuple[Any,
     return read.inventory, read.findings
 
 
-def _renew(result: Any, inventory: Any, config: Any, api: Any) -> Any:
+def _renew(result: Any, inventory: Any, config: Any, api: Any, issuers: dict[str, Any] | None = None) -> Any:
     from rotator.certs import utcnow
     from rotator.runner import alert, renew
 
-    result = renew(result, inventory, config, api, utcnow)
+    result = renew(result, inventory, config, api, utcnow, issuers=issuers)
     if config.pagerduty is not None:
         alert(result, config, api, utcnow)
     return result

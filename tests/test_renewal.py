@@ -441,10 +441,17 @@ def test_check_renews_through_acme_dns01(tmp_path: Path) -> None:
             },
             rules=[{"issuer": "pebble", "allow_issuer_change": True}],
         )
-        code, doc = run_cli("--kubeconfig", str(fake.kubeconfig(tmp_path / "kc")), "--config", str(cfg))
+        pushed: list[str] = []
+        gateway_url = _pushgateway(pushed)
+        code, doc = run_cli(
+            "--kubeconfig", str(fake.kubeconfig(tmp_path / "kc")), "--config", str(cfg), "--pushgateway", gateway_url
+        )
         (cred,) = doc["credentials"]
         assert cred["renewal"]["status"] == "renewed", cred
         assert code == 0
+        (body,) = pushed  # the CronJob's metrics: ACME requests, and the state after renewing
+        assert 'rotator_acme_requests_total{issuer="pebble",result="ok"}' in body
+        assert 'rotator_renewals_total{issuer="pebble",result="renewed"} 1.0' in body
         data = secret_data(fake, "shop-tls")
         seen = serve_and_handshake(data["tls.crt"], data["tls.key"], pebble.roots(), f"www.{host}", tmp_path)
         assert set(certs.sans(seen)) == {host, f"*.{host}"}
@@ -474,3 +481,23 @@ def test_no_loop_when_the_pending_secret_cannot_be_kept_either(cluster: tuple[Fa
         statuses.append(renewer.run(result, inv)[0].status)
     assert statuses == ["failed", "backoff", "backoff"]
     assert issuer.calls == [NAME]  # one order, not one per pass
+
+
+def _pushgateway(pushed: list[str]) -> str:
+    """A stand-in Pushgateway on 127.0.0.1 that records each pushed body."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            pushed.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}"
