@@ -229,7 +229,6 @@ def describe(certs: tuple[x509.Certificate, ...], leaf: x509.Certificate | None 
         ktype = key_type(cert.public_key())
     except (ValueError, UnsupportedAlgorithm):
         ktype = "unknown"
-    aki = _key_id(cert, ExtensionOID.AUTHORITY_KEY_IDENTIFIER)
     return CertificateInfo(
         subject=cert.subject.rfc4514_string(),
         issuer=cert.issuer.rfc4514_string(),
@@ -240,8 +239,6 @@ def describe(certs: tuple[x509.Certificate, ...], leaf: x509.Certificate | None 
         key_type=ktype,
         chain_length=len(certs),
         is_ca=is_ca(cert),
-        self_signed=cert.issuer == cert.subject,
-        authority_key_id=aki.hex() if aki else "",
     )
 
 

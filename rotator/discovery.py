@@ -123,10 +123,6 @@ def virtual_services_by_gateway(inv: Inventory) -> dict[tuple[str, str], list[Vi
     return index
 
 
-def bound_virtual_services(ns: str, name: str, inv: Inventory) -> list[VirtualService]:
-    return virtual_services_by_gateway(inv).get((ns, name), [])
-
-
 def server_host_applies(server_host: str, gateway_ns: str, vs_ns: str) -> tuple[bool, str]:
     """Does ``server_host`` accept VirtualServices from ``vs_ns``? Returns (applies, dns name)."""
     ns, dns = strip_namespace(server_host)
@@ -578,7 +574,3 @@ def _add_kube_ref(
             )
         )
     col.add(kind, ns, name, role, replace(ref), *extra)
-
-
-def gateway_object(ref: Reference) -> ObjectRef:
-    return ObjectRef(ref.kind, ref.namespace, ref.name)

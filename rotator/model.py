@@ -295,9 +295,6 @@ class CredentialSpec:
     role: Role
     references: tuple[Reference, ...]
     findings: tuple[Finding, ...] = ()
-    # Namespaces where a Secret of this name exists although it must be here: for the
-    # secret-wrong-namespace message.
-    expected_because: str = ""
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -323,8 +320,6 @@ class CertificateInfo:
     key_type: str
     chain_length: int
     is_ca: bool = False
-    self_signed: bool = False
-    authority_key_id: str = ""
 
 
 @dataclass(frozen=True)

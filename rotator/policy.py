@@ -17,7 +17,6 @@ from rotator.findings import finding
 from rotator.model import Credential, Finding, Inventory, ObjectRef, Secret
 from rotator.timeutil import DEFAULT_RENEW_BEFORE, RenewBefore, format_duration, parse_renew_before, rfc3339
 
-ANNOTATION_PREFIX = "rotator.io/"
 RENEW_BEFORE_ANNOTATION = "rotator.io/renew-before"
 ISSUER_ANNOTATION = "rotator.io/issuer"
 INVALID_CONTENT = frozenset({"invalid-pem", "missing-keys", "key-mismatch", "cert-not-yet-valid"})

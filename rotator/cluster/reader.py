@@ -141,10 +141,6 @@ def _ordered(versions: list[str]) -> list[str]:
     return sorted(versions, key=lambda v: {"v1": 0, "v1beta1": 1}.get(v, 2))
 
 
-def _selector(labels: dict[str, str]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-
-
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 
@@ -255,8 +251,3 @@ def _get_each(api: KubeAPI, namespace: str, names: set[str]) -> list[RawObject]:
         if obj is not None:
             out.append(RawObject(_source(SECRETS), obj))
     return out
-
-
-def raw_items(objs: Iterable[dict[str, Any]]) -> list[RawObject]:
-    """Adapter for callers that already hold objects (tests, benchmarks)."""
-    return [RawObject(Source("cluster", i), o) for i, o in enumerate(objs)]

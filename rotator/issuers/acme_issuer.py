@@ -276,15 +276,7 @@ class ACMEIssuer:
     ) -> messages.OrderResource:
         if not (self.cfg.ari and replaces is not None and offers(acme.directory, "renewalInfo")):
             return acme.new_order(csr)
-        identifiers = (
-            [
-                messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=n)
-                for n in certs.typed_sans(x509.load_pem_x509_csr(csr))[0]
-            ]
-            if False
-            else _identifiers(csr)
-        )
-        order = NewOrderWithReplaces(identifiers=identifiers, replaces=ari_cert_id(replaces))
+        order = NewOrderWithReplaces(identifiers=_identifiers(csr), replaces=ari_cert_id(replaces))
         response = acme._post(acme.directory["newOrder"], order)
         body = messages.Order.from_json(response.json())
         authorizations = [acme._authzr_from_response(acme._post_as_get(url), uri=url) for url in body.authorizations]

@@ -58,7 +58,6 @@ class HTTP01Responder:
         self.server.tokens = {}
         self._thread = threading.Thread(target=self.server.serve_forever, name="http01", daemon=True)
         self._lock = threading.Lock()
-        self._users = 0
 
     @property
     def port(self) -> int:
@@ -66,7 +65,6 @@ class HTTP01Responder:
 
     def start(self) -> None:
         with self._lock:
-            self._users += 1
             if not self._thread.is_alive():
                 self._thread.start()
 

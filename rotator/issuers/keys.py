@@ -10,7 +10,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from rotator import certs
 from rotator.pki import KeyAlgorithm
 
-ALGORITHMS: tuple[KeyAlgorithm, ...] = ("ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096")
 DEFAULT: KeyAlgorithm = "ecdsa-p256"
 
 
