@@ -294,6 +294,12 @@ class Renewer:
             material,
             references,
             still_needed=lambda current: self._still_needed(current, lead, inv),
+            # the versions the plan was made from: a change since then is re-checked, never overwritten
+            read_versions={
+                (c.spec.namespace, c.spec.name): sec.resource_version
+                for c in copies
+                if (sec := inv.secret(c.spec.namespace, c.spec.name)) is not None and sec.resource_version
+            },
         )
         failed = [o for o in outcomes if o.status == "failed"]
         if failed:

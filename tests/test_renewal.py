@@ -501,3 +501,23 @@ def _pushgateway(pushed: list[str]) -> str:
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def test_a_secret_renewed_by_someone_else_after_the_plan_is_not_overwritten(
+    cluster: tuple[FakeCluster, Path, CA],
+) -> None:
+    fake, kc, ca = cluster
+    renewer, _issuer, config = renewer_for(fake, kc, ca)
+    result, inv = plan_from_cluster(kc, config, now())  # plan: app-tls is due
+    crt, key, _ = ca.leaf([HOST, f"www.{HOST}"], days_left=80)
+    kube.seed_object(
+        fake,
+        f.secret(
+            NAME,
+            data={"tls.crt": crt, "tls.key": key, "ca.crt": b"client ca"},
+            annotations={"rotator.io/issued-by": "internal"},
+        ),
+    )  # another writer, meanwhile
+    (outcome,) = renewer.run(result, inv)
+    assert outcome.status == "skipped", outcome
+    assert secret_data(fake)["tls.crt"] == crt  # theirs kept; re-checked, not overwritten

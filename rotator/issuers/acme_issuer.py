@@ -47,7 +47,7 @@ from rotator.timeutil import parse_duration
 
 T = TypeVar("T")
 USER_AGENT = "rotator (+https://github.com/rotator-dev/rotator)"
-BAD_NONCE_RETRIES = 5
+BAD_NONCE_RETRIES = 10  # each retry carries the fresh nonce of the error; cheap
 ACCOUNT_KEY = "account.key"
 
 
