@@ -230,27 +230,35 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
         except ValueError as exc:
             return _error(f"--at: {exc}")
 
+    from rotator.report import exit_code, write_json, write_table, write_yaml
+
     api = None
-    if not args.filename:
+    issuers: dict[str, Any] = {}
+    if args.filename:
+        got = _from_files(args, config, stdin)
+        if isinstance(got, int):
+            return got
+        from rotator.pipeline import run_check
+
+        result = run_check(got[0], config, now, got[1])
+    else:
         api = _api(args)
         if isinstance(api, int):
             return api
-    got = _from_files(args, config, stdin) if args.filename else _from_cluster(args, config, api)
-    if isinstance(got, int):
-        return got
-    inventory, input_findings = got
+        from rotator.cluster.api import ApiError
+        from rotator.runner import live_pass
 
-    from rotator.pipeline import run_check
-    from rotator.report import exit_code, write_json, write_table, write_yaml
+        if not args.dry_run:
+            from rotator.issuers.factory import build_issuers
 
-    result = run_check(inventory, config, now, input_findings)
-    issuers: dict[str, Any] = {}
-    if not args.dry_run:
-        from rotator.certs import utcnow as clock
-        from rotator.issuers.factory import build_issuers
-
-        issuers = dict(build_issuers(config, api, clock))  # kept: their request counters feed --pushgateway
-        result = _renew(result, inventory, config, api, issuers)
+            issuers = dict(build_issuers(config, api, utcnow))  # kept: their counters feed --pushgateway
+        try:
+            # the very pass the daemon runs (read, plan, renew, alert): the two cannot drift apart
+            result, _ = live_pass(
+                api, config, (lambda: now) if args.dry_run else utcnow, args.dry_run, issuers=issuers or None
+            )
+        except ApiError as exc:
+            return _error(f"cannot read the cluster: {exc}")
     log.info(
         "check finished",
         credentials=len(result.credentials),
@@ -322,32 +330,6 @@ def _api(args: argparse.Namespace) -> Any:
         return KubeAPI(connect(args.kubeconfig, args.context))
     except Exception as exc:  # kubeconfig missing/invalid: the client raises several types
         return _error(f"cannot configure the Kubernetes client: {exc}")
-
-
-def _from_cluster(args: argparse.Namespace, config: Any, api: Any) -> tuple[Any, list[Any]] | int:
-    from rotator.cluster.api import ApiError
-    from rotator.cluster.reader import read_cluster
-    from rotator.discovery import DiscoveryOptions
-
-    options = DiscoveryOptions(scope_gateway_to_namespace=config.discovery.scope_gateway_to_namespace)
-    try:
-        read = read_cluster(api, options)
-    except ApiError as exc:
-        return _error(f"cannot read the cluster: {exc}")
-    from rotator import logs
-
-    logs.get_logger().debug("cluster read", requests=api.stats.requests, retries=api.stats.retries, served=read.served)
-    return read.inventory, read.findings
-
-
-def _renew(result: Any, inventory: Any, config: Any, api: Any, issuers: dict[str, Any] | None = None) -> Any:
-    from rotator.certs import utcnow
-    from rotator.runner import alert, renew
-
-    result = renew(result, inventory, config, api, utcnow, issuers=issuers)
-    if config.pagerduty is not None:
-        alert(result, config, api, utcnow)
-    return result
 
 
 def _daemon(args: argparse.Namespace) -> int:
