@@ -42,8 +42,12 @@ class Action:
 
 
 def dedup_key(cluster: str, c: Credential) -> str:
-    """Stable per credential and cluster; hashed past PagerDuty's 255 characters."""
-    key = f"rotator/{cluster}/{c.spec.kind}/{c.spec.namespace}/{c.spec.name}/{c.spec.role}"
+    """Stable per credential and cluster."""
+    return bounded(f"rotator/{cluster}/{c.spec.kind}/{c.spec.namespace}/{c.spec.name}/{c.spec.role}")
+
+
+def bounded(key: str) -> str:
+    """Hashed past PagerDuty's 255 characters, so a long key is stable but cannot be parsed back."""
     return key if len(key) <= DEDUP_LIMIT else "rotator/" + hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -128,8 +132,7 @@ def not_served_alerts(result: CheckResult, cluster: str) -> dict[str, Alert]:
     for f in result.findings:
         if f.code != "not-served" or f.object is None:
             continue
-        key = f"rotator/{cluster}/not-served/{f.object.namespace}/{f.object.name}"
-        key = key if len(key) <= DEDUP_LIMIT else "rotator/" + hashlib.sha256(key.encode()).hexdigest()
+        key = bounded(f"rotator/{cluster}/not-served/{f.object.namespace}/{f.object.name}")
         out[key] = Alert(
             key,
             "error",

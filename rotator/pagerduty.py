@@ -176,7 +176,13 @@ class Notifier:
                 if self._send(action):
                     counts["triggered" if action.kind == "trigger" else "resolved"] += 1
                     done[action.dedup_key] = (
-                        {"severity": action.alert.severity, "since": rfc3339(self.clock()), "key": kid}
+                        {
+                            "severity": action.alert.severity,
+                            "since": rfc3339(self.clock()),
+                            "key": kid,
+                            "class": action.alert.klass,
+                            "target": action.alert.component,  # namespace/secret
+                        }
                         if action.kind == "trigger" and action.alert is not None
                         else None
                     )

@@ -120,11 +120,12 @@ def still_not_served(result: CheckResult, open_alerts: dict[str, Any], config: C
     renewed = renewals_by_copy(result)
     creds = {(c.spec.namespace, c.spec.name): c for c in result.credentials if c.spec.role == "server"}
     out: list[Finding] = []
-    for key in open_alerts:
-        parts = key.split("/")
-        if len(parts) != 5 or parts[2] != "not-served":
+    for entry in open_alerts.values():
+        # The stored target, not the dedup key: a long key is hashed and cannot be parsed back.
+        target = str((entry or {}).get("target", ""))
+        if (entry or {}).get("class") != "tls-not-served" or "/" not in target:
             continue
-        ns, name = parts[3], parts[4]
+        ns, _, name = target.partition("/")
         if any(
             f.code == "not-served" and f.object and (f.object.namespace, f.object.name) == (ns, name)
             for f in result.findings

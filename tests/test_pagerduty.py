@@ -239,13 +239,17 @@ def test_a_rotation_the_gateway_does_not_serve_pages() -> None:
     from rotator.findings import finding
     from rotator.model import ObjectRef
 
-    obj = ObjectRef("Secret", "istio-system", "tls-0")
+    long_name = "tls-" + "x" * 240  # the dedup key is hashed: only the stored target names the Secret
+    obj = ObjectRef("Secret", "istio-system", long_name)
     result = replace(healthy_result(), findings=(finding("not-served", "still serves the old serial", obj),))
     state = MemoryState()
     with PagerDutyDouble() as pd:
         n = notifier(pd, state)
         assert n.notify(result)["triggered"] == 1
         assert pd.events[0]["payload"]["class"] == "tls-not-served"
+        ((key, entry),) = state.all().items()
+        assert long_name not in key and entry["target"] == f"istio-system/{long_name}"
+        assert entry["class"] == "tls-not-served"
         assert n.notify(healthy_result())["resolved"] == 1  # served now: resolved
 
 

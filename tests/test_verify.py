@@ -141,7 +141,13 @@ def test_an_open_not_served_alert_is_reprobed_each_pass(tmp_path: Path) -> None:
         result = f.run(
             f.ingress(), f.gateway("gw", [f.server(["app.example.com"], "app-tls")]), f.secret("app-tls", leaf=current)
         )
-        alerts = {"rotator/prod/not-served/istio-system/app-tls": {"severity": "error"}}
+        alerts = {
+            "rotator/prod/not-served/istio-system/app-tls": {
+                "severity": "error",
+                "class": "tls-not-served",
+                "target": "istio-system/app-tls",
+            }
+        }
         (still,) = still_not_served(result, alerts, config)
         assert still.code == "not-served" and serial(served) in still.message
         fixed = f.run(
