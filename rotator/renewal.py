@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from cryptography import x509
 
@@ -215,16 +215,7 @@ class Renewer:
         issuer_name = lead.issuer
         issuer = self.issuers.get(issuer_name or "")
         if issuer is None:
-            msg = f"issuer {issuer_name!r} is not available"
-            return RenewalOutcome(
-                ns,
-                name,
-                "failed",
-                msg,
-                issuer_name,
-                copies=names,
-                findings=(finding("renewal-failed", f"{obj}: {msg}", obj),),
-            )
+            return _not_done("failed", "renewal-failed", f"issuer {issuer_name!r} is not available", lead, names)
         now = self.clock()
         entry = self.state.get(self.key(lead)) or {}
         next_attempt = _parse_time(str(entry.get("next_attempt", "")))
@@ -240,15 +231,7 @@ class Renewer:
                 f"waiting after {entry.get('failures')} failed attempt(s) until {rfc3339(next_attempt)}; "
                 f"last error: {entry.get('last_error')}"
             )
-            return RenewalOutcome(
-                ns,
-                name,
-                "backoff",
-                msg,
-                issuer_name,
-                copies=names,
-                findings=(finding("renewal-backoff", f"{obj}: {msg}", obj),),
-            )
+            return _not_done("backoff", "renewal-backoff", msg, lead, names)
         if current_cert is not None and pending is None:
             change = self._issuer_change(lead, secret, current_cert, issuer)
             if change is not None:
@@ -363,16 +346,7 @@ class Renewer:
         nxt = (entry or {}).get("next_attempt", "?")
         msg = f"{what}: {exc}; next attempt not before {nxt}"
         self.log.warning("renewal failed", namespace=ns, secret=name, error=str(exc), next_attempt=nxt)
-        obj = ObjectRef("Secret", ns, name)
-        return RenewalOutcome(
-            ns,
-            name,
-            "failed",
-            msg,
-            lead.issuer,
-            copies=names,
-            findings=(finding("renewal-failed", f"{obj}: {msg}", obj),),
-        )
+        return _not_done("failed", "renewal-failed", msg, lead, names)
 
     def _issuer_change(
         self, cred: Credential, secret: Secret | None, cert: x509.Certificate, issuer: Issuer
@@ -491,3 +465,19 @@ def _current(secret: Secret | None) -> tuple[tuple[x509.Certificate, ...], bytes
     if family is None:
         return (), None
     return certs.parse_bundle(secret.data[family[0]]).certs, secret.data.get(family[1])
+
+
+def _not_done(
+    status: Literal["failed", "backoff"], code: str, msg: str, lead: Credential, names: tuple[str, ...]
+) -> RenewalOutcome:
+    """A renewal that did not happen, with the finding that says why on the Secret it concerns."""
+    obj = ObjectRef("Secret", lead.spec.namespace, lead.spec.name)
+    return RenewalOutcome(
+        lead.spec.namespace,
+        lead.spec.name,
+        status,
+        msg,
+        lead.issuer,
+        copies=names,
+        findings=(finding(code, f"{obj}: {msg}", obj),),
+    )
