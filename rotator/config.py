@@ -6,6 +6,7 @@ path, never a silently ignored setting that leaves a certificate unrenewed.
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import os
 from collections.abc import Mapping
@@ -56,7 +57,11 @@ class RenewalConfig(_Strict):
     )
     backoff_initial: str = Field(default="5m", description="Wait after a first failed renewal; doubles each time.")
     backoff_max: str = Field(default="24h", description="Longest wait between failed renewals.")
-    state_namespace: str = Field(default="rotator", description="Namespace of rotator's state ConfigMap.")
+    state_namespace: str = Field(
+        default="rotator",
+        description="rotator's own namespace: its state ConfigMap, and the default for the Lease, ACME account "
+        "keys and HTTP-01 routes.",
+    )
     state_configmap: str = Field(default="rotator-state", description="Name of that ConfigMap.")
     backup_retention: int = Field(default=3, ge=1, le=50, description="Backups kept per Secret for rollback.")
 
@@ -154,7 +159,9 @@ class HTTP01Config(_Strict):
         "to the Gateway routing /.well-known/acme-challenge/ to it.",
     )
     service_port: int = Field(default=8089, description="Port of that Service.")
-    virtual_service_namespace: str = Field(default="rotator", description="Where the temporary VirtualService goes.")
+    virtual_service_namespace: str = Field(
+        default="rotator", description="Where the temporary VirtualService goes. Default: `renewal.state_namespace`."
+    )
 
 
 class ACMEIssuerConfig(_Strict):
@@ -167,7 +174,7 @@ class ACMEIssuerConfig(_Strict):
     account_secret: str | None = Field(
         default=None,
         description="`namespace/name` of the Secret holding the account key; created on first use. Default "
-        "`rotator/rotator-acme-<issuer>`.",
+        "`<renewal.state_namespace>/rotator-acme-<issuer>`.",
     )
     account_key_file: str | None = Field(default=None, description="Or a file for the account key (local use).")
     ca_bundle: str | None = Field(default=None, description="CA bundle to trust the ACME server (private CAs).")
@@ -208,7 +215,7 @@ class DiscoveryConfig(_Strict):
 
 class LeaseConfig(_Strict):
     name: str = Field(default="rotator-leader", description="Lease used for leader election.")
-    namespace: str = Field(default="rotator", description="Namespace of the Lease.")
+    namespace: str = Field(default="rotator", description="Namespace of the Lease. Default: `renewal.state_namespace`.")
     duration: str = Field(default="15s", description="How long a leader's claim lasts (client-go default 15s).")
     renew_deadline: str = Field(default="10s", description="A leader that cannot renew within this stops writing.")
     retry_period: str = Field(default="2s", description="How often candidates and the leader try the Lease.")
@@ -294,6 +301,30 @@ class Config(_Strict):
     daemon: DaemonConfig = Field(
         default_factory=DaemonConfig, description="`rotator daemon`: schedule, endpoints, leader election."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _home_namespace_defaults(cls, data: Any) -> Any:
+        """Installed outside the namespace `rotator`, one setting must move all of rotator's own
+        objects: its RBAC grants them in a single namespace, so a Lease or account key left
+        behind in `rotator` would be a 403 at 3 a.m."""
+        if not isinstance(data, dict) or not isinstance(data.get("renewal"), dict):
+            return data
+        home = data["renewal"].get("state_namespace")
+        if not isinstance(home, str) or not home:
+            return data
+        data = copy.deepcopy(data)
+        daemon = data.setdefault("daemon", {})
+        if isinstance(daemon, dict) and isinstance(daemon.setdefault("lease", {}), dict):
+            daemon["lease"].setdefault("namespace", home)
+        for name, issuer in (data.get("issuers") or {}).items():
+            if not isinstance(issuer, dict) or issuer.get("type") != "acme":
+                continue
+            if not issuer.get("account_secret") and not issuer.get("account_key_file"):
+                issuer["account_secret"] = f"{home}/rotator-acme-{name}"
+            if isinstance(issuer.get("http01"), dict):
+                issuer["http01"].setdefault("virtual_service_namespace", home)
+        return data
 
     @model_validator(mode="after")
     def _rules_name_issuers(self) -> Config:

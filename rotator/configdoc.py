@@ -79,16 +79,35 @@ def _section(title: str, model: type[BaseModel], prefix: str) -> list[str]:
     return [*out, ""]
 
 
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """Sub-models behind a field, through Optional, list, dict and Annotated."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _nested(model: type[BaseModel], prefix: str, seen: set[tuple[type[BaseModel], str]]) -> list[str]:
+    """Every reachable model gets its own table, so no field is left undocumented."""
+    out: list[str] = []
+    for name, field in model.model_fields.items():
+        for sub in _models_in(field.annotation):
+            if sub in (CAIssuerConfig, ACMEIssuerConfig) or (sub, prefix + name) in seen:
+                continue
+            seen.add((sub, prefix + name))
+            path = f"{prefix}{name}[]" if get_origin(field.annotation) is list else f"{prefix}{name}"
+            out += _section(f"`{path}`", sub, f"{path}.")
+            out += _nested(sub, f"{path}.", seen)
+    return out
+
+
 def render() -> str:
+    seen: set[tuple[type[BaseModel], str]] = set()
     parts = [HEADER]
     parts += _section("Top level", Config, "")
-    for name, field in Config.model_fields.items():
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            parts += _section(f"`{name}`", ann, f"{name}.")
-    parts += _section("`rules[]`", Config.model_fields["rules"].annotation.__args__[0], "rules[].")  # type: ignore[union-attr]
-    parts += _section("`issuers.<name>` with `type: ca`", CAIssuerConfig, "")
-    parts += _section("`issuers.<name>` with `type: acme`", ACMEIssuerConfig, "")
+    parts += _nested(Config, "", seen)
+    for title, model in (("ca", CAIssuerConfig), ("acme", ACMEIssuerConfig)):
+        parts += _section(f"`issuers.<name>` with `type: {title}`", model, "")
+        parts += _nested(model, "issuers.<name>.", seen)
     return "\n".join(parts)
 
 

@@ -280,3 +280,36 @@ def test_bad_override_names_the_variable() -> None:
     assert "renewal.renew_before" in message and "ROTATOR_RENEWAL__RENEW_BEFORE" in message
     message = config_error(None, {"ROTATOR_RENEWAL__RENEW_BEFOR": "30d"})
     assert "unknown key" in message and "ROTATOR_RENEWAL__RENEW_BEFOR" in message
+
+
+def test_state_namespace_moves_all_of_rotators_own_objects() -> None:
+    """Installed in another namespace (the Helm chart sets state_namespace to the release's),
+    the Lease, ACME account keys and HTTP-01 routes follow; explicit settings still win."""
+    from rotator.config import Config
+
+    acme = {"type": "acme", "directory": "https://acme.test/dir", "terms_agreed": True}
+    cfg = Config.model_validate(
+        {
+            "renewal": {"state_namespace": "platform-certs"},
+            "issuers": {
+                "le": {**acme, "solver": "http01", "http01": {"service_host": "rotator.platform-certs.svc"}},
+                "pinned": {
+                    **acme,
+                    "account_secret": "elsewhere/key",
+                    "solver": "http01",
+                    "http01": {"virtual_service_namespace": "x"},
+                },
+                "ca": {"type": "ca", "secret": "istio-system/ca"},
+            },
+            "daemon": {"lease": {"name": "l"}},
+        }
+    )
+    le, pinned = cfg.issuers["le"], cfg.issuers["pinned"]
+    assert isinstance(le, ACMEIssuerConfig) and isinstance(pinned, ACMEIssuerConfig)
+    assert le.account_secret == "platform-certs/rotator-acme-le"
+    assert le.http01 is not None and le.http01.virtual_service_namespace == "platform-certs"
+    assert pinned.account_secret == "elsewhere/key"
+    assert pinned.http01 is not None and pinned.http01.virtual_service_namespace == "x"
+    assert cfg.daemon.lease.namespace == "platform-certs" and cfg.daemon.lease.name == "l"
+    default = Config.model_validate({})
+    assert default.daemon.lease.namespace == "rotator"
