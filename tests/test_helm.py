@@ -1,0 +1,392 @@
+"""deploy/helm/rotator: renders with the Helm v4 engine, validates strictly, and means
+the same as the kustomize manifests where they overlap.
+
+The renderer is helm-python-sdk (Helm's own Go packages as a shared library; no helm
+binary is installable here). Output is validated with kubernetes-validate; the
+Prometheus Operator kinds have no bundled schema and are checked field by field.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import helm_python
+import pytest
+import yaml
+
+from rotator.cli import build_parser
+from rotator.config import ACMEIssuerConfig, load_config
+from tests import kube
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "deploy/helm/rotator"
+CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
+OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
+
+
+def render(
+    values: dict[str, Any] | None = None, namespace: str = "rotator", name: str = "rotator"
+) -> list[dict[str, Any]]:
+    chart = helm_python.Chart.load(CHART)
+    out = chart.render(values or {}, name=name, namespace=namespace, is_install=True)
+    docs: list[dict[str, Any]] = []
+    for path, text in sorted(out.items()):
+        if path.endswith(".yaml"):
+            docs += [d for d in yaml.safe_load_all(text) if d]
+    return docs
+
+
+def values_file(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind]
+    assert len(found) == 1, f"{len(found)} {kind}"
+    return found[0]
+
+
+def pod_spec(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    for d in docs:
+        if d["kind"] == "CronJob":
+            return dict(d["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+        if d["kind"] == "Deployment":
+            return dict(d["spec"]["template"]["spec"])
+    raise AssertionError("no workload rendered")
+
+
+def pod_labels(docs: list[dict[str, Any]]) -> dict[str, str]:
+    for d in docs:
+        if d["kind"] == "CronJob":
+            return dict(d["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"])
+        if d["kind"] == "Deployment":
+            return dict(d["spec"]["template"]["metadata"]["labels"])
+    raise AssertionError("no workload rendered")
+
+
+def shipped_config(docs: list[dict[str, Any]], tmp_path: Path) -> Any:
+    """The ConfigMap's rotator.yaml, loaded by rotator itself: what the pod will run with."""
+    path = tmp_path / "rotator.yaml"
+    path.write_text(one(docs, "ConfigMap")["data"]["rotator.yaml"])
+    return load_config(str(path), environ={})
+
+
+def validate(docs: list[dict[str, Any]], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "rendered.yaml"
+    path.write_text(yaml.safe_dump_all([d for d in docs if d["kind"] not in OPERATOR_KINDS]))
+    exe = Path(sys.executable).parent / "kubernetes-validate"
+    return subprocess.run([str(exe), "--strict", "-k", "1.32.0", "--quiet", str(path)], capture_output=True, text=True)
+
+
+CASES = [pytest.param({}, id="defaults"), pytest.param({"mode": "daemon"}, id="daemon-defaults")] + [
+    pytest.param(values_file(p), id=p.stem) for p in CI_VALUES
+]
+
+
+def test_helm_lint_finds_no_errors() -> None:
+    for values in [{}] + [values_file(p) for p in CI_VALUES]:
+        result = helm_python.lint(CHART, values, strict=True)
+        errors = [m for m in result["messages"] if m["severity"] > 1]  # 1 = info (e.g. "icon is recommended")
+        assert not result["errors"] and not errors, result
+
+
+@pytest.mark.parametrize("values", CASES)
+def test_renders_and_validates_strictly(values: dict[str, Any], tmp_path: Path) -> None:
+    docs = render(values)
+    workload = "Deployment" if values.get("mode") == "daemon" else "CronJob"
+    assert {"ServiceAccount", "ConfigMap", "ClusterRole", "Role", "RoleBinding", workload} <= {d["kind"] for d in docs}
+    p = validate(docs, tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_strict_validation_catches_a_bad_field(tmp_path: Path) -> None:
+    """The gate above can fail: a misspelt field in a rendered object is rejected."""
+    docs = render()
+    pod_spec_ = docs[[d["kind"] for d in docs].index("CronJob")]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    pod_spec_["serviceAcountName"] = "x"
+    assert validate(docs, tmp_path).returncode != 0
+
+
+@pytest.mark.parametrize("values", CASES)
+def test_the_shipped_config_loads_and_mounted_files_exist_where_it_says(values: dict[str, Any], tmp_path: Path) -> None:
+    docs = render(values)
+    cfg = shipped_config(docs, tmp_path)
+    spec = pod_spec(docs)
+    (container,) = spec["containers"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    files: set[str] = set()
+    for vol in spec["volumes"]:
+        for source in vol.get("projected", {}).get("sources", []):
+            files |= {f"{mounts[vol['name']]}/{item['path']}" for item in source["secret"]["items"]}
+    refs = []
+    if cfg.pagerduty:
+        refs.append(cfg.pagerduty.routing_key)
+    for issuer in cfg.issuers.values():
+        if isinstance(issuer, ACMEIssuerConfig):
+            refs += [r for r in (issuer.eab_hmac, issuer.dns01 and issuer.dns01.tsig_secret) if r]
+    for ref in refs:
+        assert ref.file in files, f"config reads {ref.file}, the pod mounts {sorted(files)}"
+    assert len(refs) == len(files), "every mounted secret is used by the config"
+    assert mounts["config"] == "/etc/rotator"
+    assert {"name": "ROTATOR_CONFIG", "value": "/etc/rotator/rotator.yaml"} in container["env"]
+
+
+@pytest.mark.parametrize("values", CASES)
+def test_pods_meet_the_restricted_pod_security_profile(values: dict[str, Any]) -> None:
+    spec = pod_spec(render(values))
+    psc = spec["securityContext"]
+    assert psc["runAsNonRoot"] is True and psc["runAsUser"] == 10001
+    assert psc["seccompProfile"]["type"] == "RuntimeDefault"
+    assert not spec.get("hostNetwork") and not spec.get("hostPID")
+    for c in spec["containers"]:
+        sc = c["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
+        assert sc["capabilities"]["drop"] == ["ALL"] and not sc["capabilities"].get("add")
+        assert c["resources"]["limits"]["memory"] and c["resources"]["requests"]
+        assert any(m["mountPath"] == "/tmp" for m in c["volumeMounts"])
+    for vol in spec["volumes"]:
+        assert "hostPath" not in vol
+
+
+@pytest.mark.parametrize("values", CASES)
+def test_the_container_runs_a_command_rotator_has(values: dict[str, Any]) -> None:
+    (container,) = pod_spec(render(values))["containers"]
+    args = build_parser().parse_args(container["args"])
+    if values.get("mode") == "daemon":
+        assert args.command == "daemon"
+    else:
+        assert args.command == "check" and args.exit_codes == "job" and not args.dry_run
+        assert args.pushgateway == (values.get("cronjob") or {}).get("pushgatewayUrl")
+
+
+def _rbac(docs: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    out = []
+    for d in docs:
+        if d["kind"] in kube.RBAC_KINDS:
+            body = {k: d[k] for k in ("rules", "roleRef", "subjects") if k in d}
+            out.append((d["kind"], d["metadata"]["name"], d["metadata"].get("namespace", ""), json.dumps(body)))
+    return sorted(out)
+
+
+@pytest.mark.parametrize("mode", ["cronjob", "daemon"])
+def test_rbac_is_the_kustomize_rbac(mode: str) -> None:
+    """One set of rules: the chart's RBAC (release rotator in namespace rotator) equals the
+    rendered kustomize overlay's, object for object, rule for rule."""
+    assert _rbac(render({"mode": mode})) == _rbac(kube.render(mode))
+
+
+def test_rbac_follows_the_release_namespace_and_gateway_namespaces(tmp_path: Path) -> None:
+    values = {"rbac": {"gatewayNamespaces": ["istio-system", "istio-ingress"]}, "mode": "daemon"}
+    docs = render(values, namespace="platform-certs", name="certs")
+    roles = {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in docs if d["kind"] == "Role"}
+    assert roles == {
+        ("istio-system", "certs-rotator-secrets"),
+        ("istio-ingress", "certs-rotator-secrets"),
+        ("platform-certs", "certs-rotator-self"),
+        ("platform-certs", "certs-rotator-leader"),
+    }
+    for d in docs:
+        for subject in d.get("subjects", []):
+            assert subject == {"kind": "ServiceAccount", "name": "certs-rotator", "namespace": "platform-certs"}
+        if d["kind"] not in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"):
+            assert d["metadata"]["namespace"] == "platform-certs", d["kind"]
+    cfg = shipped_config(docs, tmp_path)
+    # rotator's own objects go where its Role grants them.
+    assert cfg.renewal.state_namespace == "platform-certs" and cfg.daemon.lease.namespace == "platform-certs"
+
+
+def test_rbac_create_false_renders_none_and_needs_a_service_account_name() -> None:
+    docs = render({"rbac": {"create": False}, "serviceAccount": {"create": False, "name": "existing"}})
+    assert not [d for d in docs if d["kind"] in kube.RBAC_KINDS or d["kind"] == "ServiceAccount"]
+    assert pod_spec(docs)["serviceAccountName"] == "existing"
+    with pytest.raises(helm_python.HelmError, match=r"serviceAccount\.name is required"):
+        render({"serviceAccount": {"create": False}})
+
+
+def test_daemon_mode_wires_schedule_leader_election_probes_and_metrics(tmp_path: Path) -> None:
+    docs = render({"mode": "daemon", "schedule": "*/20 * * * *", "metrics": {"port": 9300}, "replicas": 3})
+    cfg = shipped_config(docs, tmp_path)
+    assert cfg.daemon.cron == "*/20 * * * *" and cfg.daemon.leader_election is True
+    assert cfg.daemon.listen == "0.0.0.0:9300"
+    deployment = one(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 3
+    (container,) = pod_spec(docs)["containers"]
+    assert {"name": "http", "containerPort": 9300} in container["ports"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    service = one(docs, "Service")
+    assert service["spec"]["ports"] == [{"name": "http", "port": 9300, "targetPort": "http"}]
+    assert service["spec"]["selector"].items() <= pod_labels(docs).items()
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels(docs).items()
+    no_schedule = shipped_config(render({"mode": "daemon", "schedule": ""}), tmp_path)
+    assert no_schedule.daemon.cron is None and no_schedule.daemon.interval == "1h"
+
+
+def test_a_config_change_rolls_the_daemon() -> None:
+    def checksum(values: dict[str, Any]) -> str:
+        return str(one(render(values), "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
+
+    base = {"mode": "daemon"}
+    assert checksum(base) == checksum(base)
+    assert checksum(base) != checksum({**base, "config": {"cluster_name": "other"}})
+
+
+def test_servicemonitor_scrapes_the_service_that_fronts_the_pods() -> None:
+    docs = render({"mode": "daemon", "serviceMonitor": {"enabled": True, "labels": {"release": "kps"}}})
+    monitor, service = one(docs, "ServiceMonitor"), one(docs, "Service")
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["rotator"]}
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]} and endpoint["path"] == "/metrics"
+
+
+def test_prometheusrule_is_the_monitoring_asset_unchanged() -> None:
+    """The chart emits the rules without templating: the alert annotations keep their
+    Prometheus templates, and the rules equal deploy/monitoring (which promtool tests)."""
+    rule = one(render({"prometheusRule": {"enabled": True}}), "PrometheusRule")
+    asset = yaml.safe_load((ROOT / "deploy/monitoring/prometheusrule.yaml").read_text())
+    assert rule["spec"] == asset["spec"]
+    assert "{{ $labels.namespace }}" in json.dumps(rule["spec"])
+
+
+def test_networkpolicy_admits_what_rotator_uses_and_nothing_else() -> None:
+    values = values_file(CHART / "ci/daemon-full-values.yaml")
+    docs = render(values)
+    policy = one(docs, "NetworkPolicy")["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod_labels(docs).items()
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    (metrics,) = policy["ingress"]  # no HTTP-01 here: only the metrics port is open
+    assert metrics["ports"] == [{"port": 9090, "protocol": "TCP"}]
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert metrics["from"] == defaults["networkPolicy"]["ingress"]["metricsFrom"]
+    egress_ports = {(p["port"], p.get("protocol", "TCP")) for rule in policy["egress"] for p in rule["ports"]}
+    assert {(53, "UDP"), (53, "TCP"), (443, "TCP"), (6443, "TCP"), (8443, "TCP")} <= egress_ports
+    api = [r for r in policy["egress"] if {"port": 6443, "protocol": "TCP"} in r["ports"]]
+    assert api[0]["to"] == [{"ipBlock": {"cidr": "10.0.0.1/32"}}]
+    assert values["networkPolicy"]["egress"]["extra"][0] in policy["egress"]  # the RFC 2136 nameserver
+
+    http01 = one(render(values_file(CHART / "ci/cronjob-http01-values.yaml")), "NetworkPolicy")["spec"]
+    (challenge,) = http01["ingress"]  # a CronJob has no metrics port; the CA reaches the responder via the gateway
+    assert challenge["ports"] == [{"port": 8089, "protocol": "TCP"}]
+    assert challenge["from"][0]["podSelector"]["matchLabels"] == {"istio": "ingressgateway"}
+
+
+def test_http01_exposes_the_responder_the_config_points_at(tmp_path: Path) -> None:
+    docs = render(values_file(CHART / "ci/cronjob-http01-values.yaml"))
+    service = one(docs, "Service")
+    assert service["spec"]["ports"] == [{"name": "http01", "port": 8089, "targetPort": "http01"}]
+    assert service["spec"]["selector"].items() <= pod_labels(docs).items()
+    (container,) = pod_spec(docs)["containers"]
+    assert {"name": "http01", "containerPort": 8089} in container["ports"]
+    issuer = shipped_config(docs, tmp_path).issuers["letsencrypt"]
+    assert isinstance(issuer, ACMEIssuerConfig) and issuer.http01 is not None
+    assert issuer.http01.listen.endswith(":8089") and issuer.http01.service_port == 8089
+    assert issuer.http01.virtual_service_namespace == "rotator"
+
+
+def test_image_reference() -> None:
+    def image(values: dict[str, Any]) -> str:
+        return str(pod_spec(render(values))["containers"][0]["image"])
+
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert image({}) == f"ghcr.io/rotator-dev/rotator:{chart['appVersion']}"
+    assert image({"image": {"tag": "0.2.0"}}) == "ghcr.io/rotator-dev/rotator:0.2.0"
+    digest = "sha256:" + "ab" * 32
+    assert image({"image": {"tag": "0.2.0", "digest": digest}}) == f"ghcr.io/rotator-dev/rotator@{digest}"
+
+
+def test_chart_and_package_versions_agree() -> None:
+    import tomllib
+
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert chart["appVersion"] == version
+
+
+@pytest.mark.parametrize(
+    ("values", "where"),
+    [
+        ({"mode": "sidecar"}, "/mode"),
+        ({"replica": 2}, "'replica' not allowed"),
+        ({"config": {"renewal": {"renew_befor": "30d"}}}, "'renew_befor' not allowed"),
+        ({"config": {"renewal": {"backoff_max": "1 day"}}}, "/config/renewal/backoff_max"),
+        ({"config": {"renewal": {"renew_before": "150"}}}, "/config/renewal/renew_before"),
+        ({"config": {"renewal": {"state_namespace": "x"}}}, "'state_namespace' not allowed"),
+        ({"config": {"issuers": {"le": {"type": "acme", "directory": "d", "solvr": "dns01"}}}}, "'solvr' not allowed"),
+        ({"config": {"issuers": {"le": {"type": "acm", "directory": "d"}}}}, "/config/issuers/le/type"),
+        ({"config": {"pagerduty": {"region": "eu"}}}, "'pagerduty' not allowed"),
+        ({"pagerduty": {"enabled": True}}, "/pagerduty/routingKeySecret/name"),
+        ({"pagerduty": {"enabled": True, "routingKeySecret": {"name": "pd"}, "settings": {"regoin": "eu"}}}, "regoin"),
+        ({"image": {"digest": "latest"}}, "/image/digest"),
+        ({"replicas": 0}, "/replicas"),
+        ({"schedule": "every hour"}, "/schedule"),
+        ({"rbac": {"gatewayNamespaces": []}}, "/rbac/gatewayNamespaces"),
+        ({"issuerSecrets": {"le": {"tsig": {"name": "t"}}}}, "/issuerSecrets/le/tsig"),
+        (
+            {"networkPolicy": {"egress": {"apiServer": {"cidrs": ["10.0.0.1"]}}}},
+            "/networkPolicy/egress/apiServer/cidrs/0",
+        ),
+    ],
+)
+def test_bad_values_fail_naming_the_value(values: dict[str, Any], where: str) -> None:
+    with pytest.raises(helm_python.HelmValuesError) as err:
+        render(values)
+    assert where in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"issuerSecrets": {"nope": {"tsig": {"name": "t", "key": "k"}}}}, 'no issuer "nope" in config.issuers'),
+        (
+            {
+                "config": {"issuers": {"ca": {"type": "ca", "secret": "istio-system/ca"}}},
+                "issuerSecrets": {"ca": {"tsig": {"name": "t", "key": "k"}}},
+            },
+            "config.issuers.ca has no dns01 section",
+        ),
+        ({"mode": "daemon", "replicas": 2, "leaderElection": {"enabled": False}}, "needs leaderElection.enabled"),
+        (
+            {
+                "mode": "daemon",
+                "http01": {"enabled": True},
+                "config": {
+                    "issuers": {"le": {"type": "acme", "directory": "d", "solver": "http01", "http01": {}}},
+                },
+            },
+            "set replicas: 1",
+        ),
+        (
+            {"config": {"issuers": {"le": {"type": "acme", "directory": "d", "solver": "http01", "http01": {}}}}},
+            "set http01.enabled: true",
+        ),
+        ({"serviceMonitor": {"enabled": True}}, "serviceMonitor.enabled needs mode: daemon"),
+        ({"mode": "daemon", "serviceMonitor": {"enabled": True}, "service": {"enabled": False}}, "needs service"),
+    ],
+)
+def test_inconsistent_values_fail_the_render_with_the_reason(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm_python.HelmRenderError) as err:
+        render(values)
+    assert message in str(err.value)
+
+
+def test_values_schema_is_generated_from_the_config_models() -> None:
+    p = subprocess.run(
+        [sys.executable, "-m", "rotator.helmschema", "--check"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert p.returncode == 0, p.stderr
+
+
+def test_every_documented_value_has_a_schema_and_a_default() -> None:
+    """values.yaml is the chart's reference: each key it documents is in the schema."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert set(defaults) <= set(schema["properties"])
+    assert set(schema["properties"]) - {"global"} <= set(defaults)
