@@ -390,3 +390,45 @@ def test_every_documented_value_has_a_schema_and_a_default() -> None:
     defaults = yaml.safe_load((CHART / "values.yaml").read_text())
     assert set(defaults) <= set(schema["properties"])
     assert set(schema["properties"]) - {"global"} <= set(defaults)
+
+
+def test_a_release_in_another_namespace_renews_with_exactly_the_charts_rbac(tmp_path: Path) -> None:
+    """The chart's objects working together: its RBAC (release `certs` in `platform-certs`)
+    enforced by the fake API server, its ConfigMap as the config, its container args: a
+    due certificate is renewed, nothing is refused, and rotator's own state lands in the
+    release namespace."""
+    import io
+
+    from rotator.cli import main
+    from tests import factory as f
+    from tests.fakeapi import FakeCluster
+    from tests.test_renewal import CA, secret_data
+
+    values = {
+        "config": {
+            "issuers": {"internal": {"type": "ca", "secret": "platform-certs/internal-ca", "validity": "720h"}},
+            "rules": [{"issuer": "internal", "hosts": ["*.example.com"]}],
+        }
+    }
+    docs = render(values, namespace="platform-certs", name="certs")
+    rbac = [d for d in docs if d["kind"] in kube.RBAC_KINDS]
+    config = tmp_path / "rotator.yaml"
+    config.write_text(one(docs, "ConfigMap")["data"]["rotator.yaml"])
+    (container,) = pod_spec(docs)["containers"]
+    ca = CA()
+    with FakeCluster(rbac_manifests=rbac, service_account="system:serviceaccount:platform-certs:certs-rotator") as fake:
+        kube.seed_object(fake, f.ingress())
+        kube.seed_object(fake, f.gateway("gw", [f.server(["app.example.com"], "app-tls")]))
+        crt, key, _ = ca.leaf(["app.example.com"], days_left=5)
+        kube.seed_object(fake, f.secret("app-tls", data={"tls.crt": crt, "tls.key": key}))
+        kube.seed_object(fake, ca.secret(namespace="platform-certs"))
+        out = io.StringIO()
+        args = [*container["args"], "-o", "json", "--kubeconfig", str(fake.kubeconfig(tmp_path / "kc"))]
+        code = main([*args, "--config", str(config), "--log-level", "error"], stdout=out)
+        doc = json.loads(out.getvalue())
+        (cred,) = doc["credentials"]
+        assert cred["renewal"]["status"] == "renewed", cred
+        assert code == 0 and fake.denied() == [] and fake.errors == []
+        assert secret_data(fake, "app-tls", "istio-system")["tls.crt"] != crt
+        state = [r for r in fake.requests if r.resource == "configmaps"]
+        assert state and {r.namespace for r in state} == {"platform-certs"}
