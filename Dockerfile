@@ -1,5 +1,7 @@
 # rotator image. Build: podman build -t rotator .   (or docker build)
-# BASE_IMAGE lets CI build on a local stand-in for python:3.12-slim.
+# BASE_IMAGE lets CI build on a local stand-in for python:3.12-slim (Debian bookworm's
+# Python 3.11, made by .ci/container-base; the `container` tests in tests/test_image.py).
+# .dockerignore limits the build context to what is copied below.
 ARG BASE_IMAGE=python:3.12-slim
 
 # --- build: a virtualenv from the hash-pinned lock, then rotator itself without deps ----
