@@ -23,7 +23,10 @@ def test_ruff_lint() -> None:
 
 def test_ruff_format() -> None:
     p = subprocess.run(
-        [*_tool("ruff"), "format", "--check", "rotator", "examples", "tests"], cwd=ROOT, capture_output=True, text=True
+        [*_tool("ruff"), "format", "--check", "rotator", "examples", "tests", "bench"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert p.returncode == 0, p.stdout + p.stderr
 
