@@ -42,6 +42,10 @@ def _check_duration(value: str) -> str:
     return value
 
 
+def _check_optional_duration(value: str | None) -> str | None:
+    return value if value is None else _check_duration(value)
+
+
 class RenewalConfig(_Strict):
     renew_before: str | None = Field(
         default=None,
@@ -237,7 +241,7 @@ class DaemonConfig(_Strict):
     shutdown_timeout: str = Field(default="60s", description="On SIGTERM, wait this long for the pass in flight.")
 
     check = field_validator("interval", "jitter", "misfire_grace", "ready_after_failure", "shutdown_timeout")(
-        lambda v: v if v is None else _check_duration(v)
+        _check_optional_duration
     )
 
 
@@ -317,7 +321,8 @@ class Config(_Strict):
         daemon = data.setdefault("daemon", {})
         if isinstance(daemon, dict) and isinstance(daemon.setdefault("lease", {}), dict):
             daemon["lease"].setdefault("namespace", home)
-        for name, issuer in (data.get("issuers") or {}).items():
+        issuers = data.get("issuers")
+        for name, issuer in issuers.items() if isinstance(issuers, dict) else ():
             if not isinstance(issuer, dict) or issuer.get("type") != "acme":
                 continue
             if not issuer.get("account_secret") and not issuer.get("account_key_file"):

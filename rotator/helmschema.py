@@ -29,11 +29,14 @@ RENEW_BEFORE = r"^\s*(([0-9]+(\.[0-9]+)?[wdhmsWDHMS])+|[0-9]+(\.[0-9]+)?\s*%)\s*
 # Keys the chart sets itself (templates/_helpers.tpl): a value here would be silently
 # replaced, so the schema refuses it and says where it comes from instead.
 CHART_OWNED = {
-    "RenewalConfig": ["state_namespace"],
-    "DaemonConfig": ["listen", "leader_election"],
+    "RenewalConfig": ["state_namespace", "state_configmap"],
+    "DaemonConfig": ["listen", "leader_election", "cron"],
+    "LeaseConfig": ["name", "namespace"],
+    "HTTP01Config": ["listen", "service_port"],
     "Config": ["pagerduty"],
 }
-# Filled from issuerSecrets when given, so not required in the values.
+# Filled by the chart (tsig_secret from issuerSecrets, which the render then requires),
+# so not required in the values.
 CHART_FILLED = {"DNS01Config": ["tsig_secret"]}
 
 
@@ -42,7 +45,11 @@ def _patterns(model: type[BaseModel]) -> dict[str, str]:
     out: dict[str, str] = {}
     for dec in model.__pydantic_decorators__.field_validators.values():
         name = getattr(dec.func, "__func__", dec.func).__name__
-        pattern = {"_check_duration": DURATION, "_check_renew_before": RENEW_BEFORE}.get(name)
+        pattern = {
+            "_check_duration": DURATION,
+            "_check_optional_duration": DURATION,
+            "_check_renew_before": RENEW_BEFORE,
+        }.get(name)
         for field in dec.info.fields if pattern else ():
             out[field] = pattern  # type: ignore[assignment]
     return out

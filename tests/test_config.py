@@ -313,3 +313,12 @@ def test_state_namespace_moves_all_of_rotators_own_objects() -> None:
     assert cfg.daemon.lease.namespace == "platform-certs" and cfg.daemon.lease.name == "l"
     default = Config.model_validate({})
     assert default.daemon.lease.namespace == "rotator"
+
+
+def test_a_malformed_issuers_section_is_a_config_error_with_state_namespace_set(tmp_path: Path) -> None:
+    """The home-namespace defaults run before validation; they must leave bad input to it."""
+    for issuers in ("[a, b]", "oops"):
+        path = tmp_path / "rotator.yaml"
+        path.write_text(f"renewal: {{state_namespace: certs}}\nissuers: {issuers}\n")
+        with pytest.raises(ConfigError, match="issuers"):
+            load_config(str(path), environ={})

@@ -8,9 +8,11 @@ Prometheus Operator kinds have no bundled schema and are checked field by field.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -250,10 +252,61 @@ def test_servicemonitor_scrapes_the_service_that_fronts_the_pods() -> None:
 def test_prometheusrule_is_the_monitoring_asset_unchanged() -> None:
     """The chart emits the rules without templating: the alert annotations keep their
     Prometheus templates, and the rules equal deploy/monitoring (which promtool tests)."""
-    rule = one(render({"prometheusRule": {"enabled": True}}), "PrometheusRule")
+    rule = one(render({"mode": "daemon", "prometheusRule": {"enabled": True}}), "PrometheusRule")
     asset = yaml.safe_load((ROOT / "deploy/monitoring/prometheusrule.yaml").read_text())
     assert rule["spec"] == asset["spec"]
     assert "{{ $labels.namespace }}" in json.dumps(rule["spec"])
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One end of a connection: an address outside the cluster, or a pod in a namespace."""
+
+    ip: str = "198.51.100.7"
+    pod: dict[str, str] | None = None
+    namespace: str = "rotator"
+
+
+def _selects(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    return selector is not None and dict(selector.get("matchLabels") or {}).items() <= labels.items()
+
+
+def _peer_matches(rule_peer: dict[str, Any], peer: Peer) -> bool:
+    if "ipBlock" in rule_peer:
+        block = rule_peer["ipBlock"]
+        ip = ipaddress.ip_address(peer.ip)
+        return ip in ipaddress.ip_network(block["cidr"]) and not any(
+            ip in ipaddress.ip_network(c) for c in block.get("except", [])
+        )
+    if peer.pod is None:
+        return False
+    ns_labels = {"kubernetes.io/metadata.name": peer.namespace}
+    ns_ok = (
+        _selects(rule_peer["namespaceSelector"], ns_labels)
+        if "namespaceSelector" in rule_peer
+        else (peer.namespace == "rotator")
+    )
+    pod_ok = _selects(rule_peer["podSelector"], peer.pod) if "podSelector" in rule_peer else True
+    return ns_ok and pod_ok
+
+
+def allowed(policy: dict[str, Any], direction: str, peer: Peer, port: int, protocol: str = "TCP") -> bool:
+    """NetworkPolicy semantics (networking.k8s.io/v1): a flow is allowed when one rule's
+    ports (none: all) and peers (none: all) both match."""
+    for rule in policy.get(direction) or []:
+        ports = rule.get("ports")
+        peers = rule.get("to" if direction == "egress" else "from")
+        port_ok = not ports or any(p["port"] == port and p.get("protocol", "TCP") == protocol for p in ports)
+        if port_ok and (not peers or any(_peer_matches(x, peer) for x in peers)):
+            return True
+    return False
+
+
+KUBE_DNS = Peer(ip="10.96.0.10", pod={"k8s-app": "kube-dns"}, namespace="kube-system")
+GATEWAY = Peer(ip="10.244.1.5", pod={"istio": "ingressgateway"}, namespace="istio-system")
+PROMETHEUS = Peer(ip="10.244.2.9", pod={"app": "prometheus"}, namespace="monitoring")
+OTHER_POD = Peer(ip="10.244.3.3", pod={"app": "web"}, namespace="default")
+ACME = Peer(ip="172.65.32.248")
 
 
 def test_networkpolicy_admits_what_rotator_uses_and_nothing_else() -> None:
@@ -262,20 +315,77 @@ def test_networkpolicy_admits_what_rotator_uses_and_nothing_else() -> None:
     policy = one(docs, "NetworkPolicy")["spec"]
     assert policy["podSelector"]["matchLabels"].items() <= pod_labels(docs).items()
     assert policy["policyTypes"] == ["Ingress", "Egress"]
-    (metrics,) = policy["ingress"]  # no HTTP-01 here: only the metrics port is open
-    assert metrics["ports"] == [{"port": 9090, "protocol": "TCP"}]
-    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
-    assert metrics["from"] == defaults["networkPolicy"]["ingress"]["metricsFrom"]
-    egress_ports = {(p["port"], p.get("protocol", "TCP")) for rule in policy["egress"] for p in rule["ports"]}
-    assert {(53, "UDP"), (53, "TCP"), (443, "TCP"), (6443, "TCP"), (8443, "TCP")} <= egress_ports
-    api = [r for r in policy["egress"] if {"port": 6443, "protocol": "TCP"} in r["ports"]]
-    assert api[0]["to"] == [{"ipBlock": {"cidr": "10.0.0.1/32"}}]
-    assert values["networkPolicy"]["egress"]["extra"][0] in policy["egress"]  # the RFC 2136 nameserver
+    must = [
+        ("egress", KUBE_DNS, 53, "UDP"),
+        ("egress", KUBE_DNS, 53, "TCP"),
+        ("egress", Peer(ip="10.0.0.1"), 6443, "TCP"),  # the API server (apiServer.cidrs)
+        ("egress", Peer(ip="10.0.0.1"), 443, "TCP"),
+        ("egress", GATEWAY, 8443, "TCP"),  # post-renewal verification
+        ("egress", ACME, 443, "TCP"),  # ACME directory, PagerDuty
+        ("egress", Peer(ip="192.0.2.53"), 53, "UDP"),  # the RFC 2136 nameserver (egress.extra)
+        ("ingress", PROMETHEUS, 9090, "TCP"),
+    ]
+    must_not = [
+        ("egress", ACME, 80, "TCP"),
+        ("egress", ACME, 22, "TCP"),
+        ("egress", Peer(ip="10.0.0.2"), 6443, "TCP"),  # not the API server
+        ("egress", OTHER_POD, 5432, "TCP"),
+        ("egress", Peer(ip="203.0.113.1"), 53, "UDP"),  # DNS only to kube-dns and the nameserver
+        ("ingress", OTHER_POD, 9090, "TCP"),  # metrics only from the monitoring namespace
+        ("ingress", PROMETHEUS, 8089, "TCP"),  # no HTTP-01 here
+    ]
+    for direction, peer, port, proto in must:
+        assert allowed(policy, direction, peer, port, proto), (direction, peer, port, proto)
+    for direction, peer, port, proto in must_not:
+        assert not allowed(policy, direction, peer, port, proto), (direction, peer, port, proto)
 
-    http01 = one(render(values_file(CHART / "ci/cronjob-http01-values.yaml")), "NetworkPolicy")["spec"]
-    (challenge,) = http01["ingress"]  # a CronJob has no metrics port; the CA reaches the responder via the gateway
-    assert challenge["ports"] == [{"port": 8089, "protocol": "TCP"}]
-    assert challenge["from"][0]["podSelector"]["matchLabels"] == {"istio": "ingressgateway"}
+    cron = render(values_file(CHART / "ci/cronjob-http01-values.yaml"))
+    http01 = one(cron, "NetworkPolicy")["spec"]
+    pushgateway = Peer(ip="10.244.2.20", pod={"app": "pushgateway"}, namespace="monitoring")
+    assert allowed(http01, "egress", pushgateway, 9091)  # cronjob.pushgatewayUrl's port
+    assert allowed(http01, "ingress", GATEWAY, 8089)  # the CA's request, through the gateway
+    assert not allowed(http01, "ingress", OTHER_POD, 8089)
+    assert not allowed(http01, "ingress", PROMETHEUS, 9090)  # a CronJob has no metrics port
+    assert not allowed(http01, "egress", OTHER_POD, 9090)
+
+
+def test_the_networkpolicy_model_can_refuse() -> None:
+    """The evaluator above is not permissive by construction."""
+    policy = {
+        "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}], "ports": [{"port": 1}]}]
+    }
+    assert allowed(policy, "egress", Peer(ip="10.2.0.1"), 1)
+    assert not allowed(policy, "egress", Peer(ip="10.1.0.1"), 1)
+    assert not allowed(policy, "egress", Peer(ip="10.2.0.1"), 2)
+    assert not allowed({"egress": []}, "egress", ACME, 443)
+
+
+@pytest.mark.parametrize(
+    "egress",
+    [
+        {"apiServer": {"cidrs": []}},
+        {"apiServer": {"ports": []}},
+        {"dns": {"to": []}},
+        {"gateways": {"to": []}},
+        {"https": {"ports": []}},
+    ],
+)
+def test_an_empty_list_is_refused_where_it_would_open_the_policy(egress: dict[str, Any]) -> None:
+    """In NetworkPolicy an empty `to` or `ports` means *all*: a list emptied to close
+    something would open it instead."""
+    with pytest.raises(helm_python.HelmValuesError):
+        render({"networkPolicy": {"enabled": True, "egress": egress}})
+    with pytest.raises(helm_python.HelmValuesError):
+        render({"networkPolicy": {"enabled": True, "ingress": {"metricsFrom": []}}})
+
+
+def test_no_https_cidrs_drops_the_https_rule_and_ipv6_cidrs_render(tmp_path: Path) -> None:
+    values = {"networkPolicy": {"enabled": True, "egress": {"https": {"cidrs": []}, "apiServer": {"cidrs": ["::/0"]}}}}
+    docs = render(values)
+    policy = one(docs, "NetworkPolicy")["spec"]
+    assert not allowed(policy, "egress", ACME, 443)
+    assert allowed(policy, "egress", Peer(ip="2001:db8::1"), 6443)
+    assert validate(docs, tmp_path).returncode == 0
 
 
 def test_http01_exposes_the_responder_the_config_points_at(tmp_path: Path) -> None:
@@ -289,6 +399,78 @@ def test_http01_exposes_the_responder_the_config_points_at(tmp_path: Path) -> No
     assert isinstance(issuer, ACMEIssuerConfig) and issuer.http01 is not None
     assert issuer.http01.listen.endswith(":8089") and issuer.http01.service_port == 8089
     assert issuer.http01.virtual_service_namespace == "rotator"
+
+
+def test_http01_on_another_port_and_release_points_the_issuer_at_the_charts_service(tmp_path: Path) -> None:
+    """The responder, the Service and the temporary VirtualService must agree on one port
+    and one host, whatever the values say."""
+    values = values_file(CHART / "ci/cronjob-http01-values.yaml")
+    values["http01"] = {"enabled": True, "port": 8090}
+    del values["config"]["issuers"]["letsencrypt"]["http01"]["service_host"]
+    docs = render(values, namespace="edge", name="certs")
+    service = one(docs, "Service")
+    issuer = shipped_config(docs, tmp_path).issuers["letsencrypt"]
+    assert isinstance(issuer, ACMEIssuerConfig) and issuer.http01 is not None
+    (port,) = service["spec"]["ports"]
+    assert issuer.http01.listen == f"0.0.0.0:{port['port']}" == "0.0.0.0:8090"
+    assert issuer.http01.service_port == port["port"]
+    name, namespace = service["metadata"]["name"], service["metadata"]["namespace"]
+    assert (
+        issuer.http01.service_host == f"{name}.{namespace}.svc.cluster.local" == "certs-rotator.edge.svc.cluster.local"
+    )
+    assert issuer.http01.virtual_service_namespace == "edge"
+    (container,) = pod_spec(docs)["containers"]
+    assert {"name": "http01", "containerPort": 8090} in container["ports"]
+
+
+def test_long_release_names_fit_the_api_servers_limits() -> None:
+    """kubernetes-validate does not check name lengths; the API server does (a CronJob's
+    name leaves 11 characters for the Job suffix)."""
+    docs = render({}, name="platform-certificates-istio-gateways-prod-eu1")
+    cron = one(docs, "CronJob")
+    assert len(cron["metadata"]["name"]) <= 52
+    for d in docs:
+        assert len(d["metadata"]["name"]) <= 253, d["kind"]
+    docs = render({"mode": "daemon"}, name="x" * 70)
+    assert len(one(docs, "Service")["metadata"]["name"]) <= 63
+    assert len(one(docs, "Deployment")["metadata"]["name"]) <= 63
+
+
+def test_own_objects_are_named_after_the_release(tmp_path: Path) -> None:
+    """Two releases in one namespace must not share a Lease or a state ConfigMap."""
+    a = shipped_config(render({"mode": "daemon"}, name="a"), tmp_path)
+    b = shipped_config(render({"mode": "daemon"}, name="b"), tmp_path)
+    assert (a.daemon.lease.name, a.renewal.state_configmap) == ("a-rotator-leader", "a-rotator-state")
+    assert (b.daemon.lease.name, b.renewal.state_configmap) == ("b-rotator-leader", "b-rotator-state")
+    same = shipped_config(render({"mode": "daemon"}), tmp_path)  # release "rotator": the kustomize names
+    assert (same.daemon.lease.name, same.renewal.state_configmap) == ("rotator-leader", "rotator-state")
+
+
+def test_one_pod_at_a_time_when_nothing_else_keeps_writers_single() -> None:
+    def strategy(values: dict[str, Any]) -> Any:
+        return one(render({"mode": "daemon", **values}), "Deployment")["spec"].get("strategy")
+
+    assert strategy({}) is None  # rolling: the Lease keeps one writer
+    assert strategy({"replicas": 1, "leaderElection": {"enabled": False}}) == {"type": "Recreate"}
+    http01 = values_file(CHART / "ci/cronjob-http01-values.yaml")
+    assert strategy({"replicas": 1, "http01": http01["http01"], "config": http01["config"]}) == {"type": "Recreate"}
+
+
+def test_mounted_secrets_are_readable_without_fsgroup() -> None:
+    """uid 10001 reads the files even where the platform drops fsGroup."""
+    docs = render(values_file(CHART / "ci/daemon-full-values.yaml"))
+    spec = pod_spec(docs)
+    (secrets,) = [v for v in spec["volumes"] if v["name"] == "secrets"]
+    assert secrets["projected"]["defaultMode"] == 0o444
+    assert "fsGroup" not in spec["securityContext"]
+
+
+def test_schedule_shorthands_and_the_daemon_interval(tmp_path: Path) -> None:
+    assert one(render({"schedule": "@daily"}), "CronJob")["spec"]["schedule"] == "@daily"
+    cfg = shipped_config(
+        render({"mode": "daemon", "schedule": "", "config": {"daemon": {"interval": "15m"}}}), tmp_path
+    )
+    assert cfg.daemon.interval == "15m" and cfg.daemon.cron is None
 
 
 def test_image_reference() -> None:
@@ -327,8 +509,13 @@ def test_chart_and_package_versions_agree() -> None:
         ({"image": {"digest": "latest"}}, "/image/digest"),
         ({"replicas": 0}, "/replicas"),
         ({"schedule": "every hour"}, "/schedule"),
-        ({"rbac": {"gatewayNamespaces": []}}, "/rbac/gatewayNamespaces"),
         ({"issuerSecrets": {"le": {"tsig": {"name": "t"}}}}, "/issuerSecrets/le/tsig"),
+        ({"issuerSecrets": {"le": {"tsig": {"name": "t", "key": "a b"}}}}, "/issuerSecrets/le/tsig/key"),
+        ({"fullnameOverride": "x" * 53}, "/fullnameOverride"),
+        ({"config": {"daemon": {"jitter": "1 minute"}}}, "/config/daemon/jitter"),
+        ({"config": {"daemon": {"cron": "* * * * *"}}}, "'cron' not allowed"),
+        ({"config": {"daemon": {"lease": {"name": "x"}}}}, "'name' not allowed"),
+        ({"cronjob": {"concurrencyPolicy": "Allow"}}, "'concurrencyPolicy' not allowed"),
         (
             {"networkPolicy": {"egress": {"apiServer": {"cidrs": ["10.0.0.1"]}}}},
             "/networkPolicy/egress/apiServer/cidrs/0",
@@ -368,6 +555,39 @@ def test_bad_values_fail_naming_the_value(values: dict[str, Any], where: str) ->
             "set http01.enabled: true",
         ),
         ({"serviceMonitor": {"enabled": True}}, "serviceMonitor.enabled needs mode: daemon"),
+        ({"rbac": {"gatewayNamespaces": []}}, "rbac.gatewayNamespaces is empty"),
+        ({"prometheusRule": {"enabled": True}}, "needs cronjob.pushgatewayUrl"),
+        (
+            {
+                "config": {
+                    "issuers": {
+                        "le": {"type": "acme", "directory": "d", "dns01": {"nameserver": "ns", "tsig_key_name": "k"}}
+                    }
+                }
+            },
+            "config.issuers.le.dns01 has no TSIG key",
+        ),
+        (
+            {
+                "config": {
+                    "issuers": {
+                        "le": {
+                            "type": "acme",
+                            "directory": "d",
+                            "dns01": {"nameserver": "ns", "tsig_key_name": "k", "tsig_secret": {"env": "T"}},
+                        }
+                    }
+                },
+                "issuerSecrets": {"le": {"tsig": {"name": "t", "key": "k"}}},
+            },
+            "both set: keep one",
+        ),
+        ({"mode": "daemon", "config": {"daemon": {"interval": "15m"}}}, "config.daemon.interval is ignored"),
+        ({"mode": "daemon", "schedule": "@hourly"}, "not @-shorthands"),
+        (
+            {"mode": "daemon", "replicas": 1, "http01": {"enabled": True, "port": 9090}},
+            "http01.port and metrics.port are both 9090",
+        ),
         ({"mode": "daemon", "serviceMonitor": {"enabled": True}, "service": {"enabled": False}}, "needs service"),
     ],
 )

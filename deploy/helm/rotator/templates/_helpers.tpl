@@ -65,15 +65,29 @@ need the config (issuer names, HTTP-01 with replicas) fail the render with a mes
 naming the value, before anything reaches the cluster.
 */}}
 {{- define "rotator.config" -}}
+{{- $fullname := include "rotator.fullname" . -}}
 {{- $cfg := deepCopy .Values.config -}}
 {{- $renewal := default (dict) (get $cfg "renewal") -}}
 {{- $_ := set $renewal "state_namespace" .Release.Namespace -}}
+{{- $_ := set $renewal "state_configmap" (printf "%s-state" $fullname) -}}
 {{- $_ := set $cfg "renewal" $renewal -}}
 {{- $daemon := default (dict) (get $cfg "daemon") -}}
 {{- $_ := set $daemon "listen" (printf "0.0.0.0:%d" (int .Values.metrics.port)) -}}
 {{- $_ := set $daemon "leader_election" .Values.leaderElection.enabled -}}
-{{- if and (eq .Values.mode "daemon") .Values.schedule -}}
+{{- $_ := set $daemon "lease" (merge (default (dict) (get $daemon "lease")) (dict "name" (printf "%s-leader" $fullname) "namespace" .Release.Namespace)) -}}
+{{- if eq .Values.mode "daemon" -}}
+{{- if .Values.schedule -}}
+{{- if hasPrefix "@" .Values.schedule -}}
+{{- fail (printf "schedule %q: daemon mode takes a 5-field crontab (e.g. \"17 * * * *\"), not @-shorthands" .Values.schedule) -}}
+{{- end -}}
+{{- if hasKey $daemon "interval" -}}
+{{- fail "config.daemon.interval is ignored while schedule is set: set schedule: \"\" to run on the interval" -}}
+{{- end -}}
 {{- $_ := set $daemon "cron" .Values.schedule -}}
+{{- end -}}
+{{- if and .Values.http01.enabled (eq (int .Values.http01.port) (int .Values.metrics.port)) -}}
+{{- fail (printf "http01.port and metrics.port are both %d: the responder and /metrics need their own ports" (int .Values.metrics.port)) -}}
+{{- end -}}
 {{- end -}}
 {{- $_ := set $cfg "daemon" $daemon -}}
 {{- $issuers := default (dict) (get $cfg "issuers") -}}
@@ -88,9 +102,15 @@ naming the value, before anything reaches the cluster.
 {{- if not $dns01 -}}
 {{- fail (printf "issuerSecrets.%s.tsig: config.issuers.%s has no dns01 section" $name $name) -}}
 {{- end -}}
+{{- if hasKey $dns01 "tsig_secret" -}}
+{{- fail (printf "config.issuers.%s.dns01.tsig_secret and issuerSecrets.%s.tsig both set: keep one" $name $name) -}}
+{{- end -}}
 {{- $_ := set $dns01 "tsig_secret" (dict "file" (printf "%s/issuers/%s/tsig" $dir $name)) -}}
 {{- end -}}
 {{- if $refs.eab -}}
+{{- if hasKey $issuer "eab_hmac" -}}
+{{- fail (printf "config.issuers.%s.eab_hmac and issuerSecrets.%s.eab both set: keep one" $name $name) -}}
+{{- end -}}
 {{- $_ := set $issuer "eab_hmac" (dict "file" (printf "%s/issuers/%s/eab" $dir $name)) -}}
 {{- end -}}
 {{- end -}}
@@ -98,18 +118,37 @@ naming the value, before anything reaches the cluster.
 {{- fail "replicas > 1 needs leaderElection.enabled: without a Lease every replica would renew and write the same Secrets" -}}
 {{- end -}}
 {{- range $name, $issuer := $issuers -}}
-{{- if and (eq (toString (get $issuer "solver")) "http01") (eq $.Values.mode "daemon") (gt (int $.Values.replicas) 1) -}}
+{{- if and (hasKey $issuer "dns01") (not (get (get $issuer "dns01") "tsig_secret")) -}}
+{{- fail (printf "config.issuers.%s.dns01 has no TSIG key: set issuerSecrets.%s.tsig (a Secret mounted as a file) or dns01.tsig_secret" $name $name) -}}
+{{- end -}}
+{{- if eq (toString (get $issuer "solver")) "http01" -}}
+{{- if not $.Values.http01.enabled -}}
+{{- fail (printf "config.issuers.%s uses HTTP-01: set http01.enabled: true so the responder's port is exposed" $name) -}}
+{{- end -}}
+{{- if and (eq $.Values.mode "daemon") (gt (int $.Values.replicas) 1) -}}
 {{- fail (printf "config.issuers.%s uses HTTP-01: in daemon mode set replicas: 1 (only the Lease holder runs the responder, and a Service would spread the CA's requests over every replica), or use DNS-01" $name) -}}
 {{- end -}}
-{{- if and (eq (toString (get $issuer "solver")) "http01") (not $.Values.http01.enabled) -}}
-{{- fail (printf "config.issuers.%s uses HTTP-01: set http01.enabled: true so the responder's port is exposed" $name) -}}
+{{- /* The responder listens on the chart's port, behind the chart's Service. */ -}}
+{{- $h := default (dict) (get $issuer "http01") -}}
+{{- $_ := set $h "listen" (printf "0.0.0.0:%d" (int $.Values.http01.port)) -}}
+{{- $_ := set $h "service_port" (int $.Values.http01.port) -}}
+{{- if not (get $h "service_host") -}}
+{{- $_ := set $h "service_host" (printf "%s.%s.svc.cluster.local" $fullname $.Release.Namespace) -}}
+{{- end -}}
+{{- $_ := set $issuer "http01" $h -}}
 {{- end -}}
 {{- end -}}
 {{- $_ := set $cfg "issuers" $issuers -}}
 {{- if .Values.pagerduty.enabled -}}
-{{- $pd := deepCopy .Values.pagerduty.settings -}}
+{{- $pd := deepCopy (default (dict) .Values.pagerduty.settings) -}}
 {{- $_ := set $pd "routing_key" (dict "file" (printf "%s/pagerduty/routing-key" $dir)) -}}
 {{- $_ := set $cfg "pagerduty" $pd -}}
+{{- end -}}
+{{- if and .Values.rbac.create (not .Values.rbac.gatewayNamespaces) -}}
+{{- fail "rbac.gatewayNamespaces is empty: rotator could read no Secret (list the namespaces where gateway workloads run)" -}}
+{{- end -}}
+{{- if and .Values.prometheusRule.enabled (eq .Values.mode "cronjob") (not .Values.cronjob.pushgatewayUrl) -}}
+{{- fail "prometheusRule.enabled in cronjob mode needs cronjob.pushgatewayUrl: a Job's metrics reach Prometheus only through a Pushgateway, and RotatorNotRunning would fire for ever" -}}
 {{- end -}}
 {{- toYaml $cfg -}}
 {{- end -}}
@@ -119,24 +158,24 @@ naming the value, before anything reaches the cluster.
 {{- range $name, $refs := .Values.issuerSecrets }}
 {{- if $refs.tsig }}
 - secret:
-    name: {{ $refs.tsig.name }}
+    name: {{ $refs.tsig.name | quote }}
     items:
-      - key: {{ $refs.tsig.key }}
+      - key: {{ $refs.tsig.key | quote }}
         path: issuers/{{ $name }}/tsig
 {{- end }}
 {{- if $refs.eab }}
 - secret:
-    name: {{ $refs.eab.name }}
+    name: {{ $refs.eab.name | quote }}
     items:
-      - key: {{ $refs.eab.key }}
+      - key: {{ $refs.eab.key | quote }}
         path: issuers/{{ $name }}/eab
 {{- end }}
 {{- end }}
 {{- if .Values.pagerduty.enabled }}
 - secret:
-    name: {{ .Values.pagerduty.routingKeySecret.name }}
+    name: {{ .Values.pagerduty.routingKeySecret.name | quote }}
     items:
-      - key: {{ .Values.pagerduty.routingKeySecret.key }}
+      - key: {{ .Values.pagerduty.routingKeySecret.key | quote }}
         path: pagerduty/routing-key
 {{- end }}
 {{- end -}}
@@ -232,7 +271,9 @@ volumes:
   {{- with include "rotator.secretSources" . }}
   - name: secrets
     projected:
-      defaultMode: 0440
+      # World-readable inside this single-container pod: with 0440 the files would need
+      # fsGroup to be readable by uid 10001, and platforms that assign uids drop fsGroup.
+      defaultMode: 0444
       sources:
         {{- . | trim | nindent 8 }}
   {{- end }}
