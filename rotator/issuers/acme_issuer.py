@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,6 +41,7 @@ from rotator.config import ACMEIssuerConfig
 from rotator.issuers.base import Issued, IssueRequest, IssuerError
 from rotator.issuers.dns01 import Record, RFC2136Solver
 from rotator.issuers.http01 import ClusterRoutes, HTTP01Responder
+from rotator.issuers.journal import GIVE_UP_AFTER, Artefact, ChallengeJournal
 from rotator.logs import get_logger
 from rotator.model import Finding
 from rotator.timeutil import parse_duration
@@ -132,6 +133,7 @@ class ACMEIssuer:
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         poll: float = 0.05,
+        journal: ChallengeJournal | None = None,
     ) -> None:
         self.name = name
         self.cfg = cfg
@@ -144,6 +146,8 @@ class ACMEIssuer:
         self.sleep = sleep
         self.monotonic = monotonic
         self.poll = poll
+        self.journal = journal
+        self._last_sweep: float | None = None
         self.timeout = parse_duration(cfg.timeout).total_seconds()
         self._client: client.ClientV2 | None = None
         self._lock = threading.Lock()
@@ -156,7 +160,12 @@ class ACMEIssuer:
 
     @classmethod
     def from_config(
-        cls, name: str, cfg: ACMEIssuerConfig, api: KubeAPI | None, clock: Callable[[], datetime]
+        cls,
+        name: str,
+        cfg: ACMEIssuerConfig,
+        api: KubeAPI | None,
+        clock: Callable[[], datetime],
+        journal: ChallengeJournal | None = None,
     ) -> ACMEIssuer:
         from rotator.issuers.factory import read_value
 
@@ -178,6 +187,7 @@ class ACMEIssuer:
             eab if cfg.eab_hmac else None,
             tsig if cfg.dns01 else None,
             responder,
+            journal=journal,
         )
 
     def _connect(self) -> client.ClientV2:
@@ -240,6 +250,7 @@ class ACMEIssuer:
 
     def _issue(self, request: IssueRequest) -> Issued:
         acme = self._connect()
+        self._sweep()
         key = pki.new_key(request.key_algorithm)
         csr = make_csr(key, request.sans)
         deadline = self.monotonic() + self.timeout
@@ -305,6 +316,7 @@ class ACMEIssuer:
             chosen.append((authz, challb))
         solver = self._dns_solver() if ctype is challenges.DNS01 else None
         routes_api = self._routes()
+        planned: list[str] = []  # hosts that get a temporary challenge route
         try:
             for authz, challb in chosen:
                 domain = authz.body.identifier.value
@@ -317,9 +329,15 @@ class ACMEIssuer:
                     self.responder.start()
                     self.responder.add(challb.chall.encode("token"), validation)
                     tokens.append(challb.chall.encode("token"))
-                    if routes_api is not None and request.gateways and domain not in routes:
-                        routes_api.add(domain, list(request.gateways))
-                        routes.append(domain)
+                    if routes_api is not None and request.gateways and domain not in planned:
+                        planned.append(domain)
+            txt = [Artefact(self.name, "txt", fqdn, value) for fqdn, value in records]
+            route_artefacts = [Artefact(self.name, "route", host) for host in planned]
+            self._record([*txt, *route_artefacts])  # written down before anything exists
+            for host in planned:
+                assert routes_api is not None
+                routes.append(host)  # before add: a half-made route is removed too
+                routes_api.add(host, list(request.gateways))
             if solver is not None and records:
                 solver.present(records)
                 solver.wait(records)
@@ -327,11 +345,13 @@ class ACMEIssuer:
                 self._answer(acme, challb)
             yield [a for a, _ in chosen]
         finally:
+            removed: list[Artefact] = []
             if solver is not None and records:
                 try:
-                    solver.cleanup(records)
+                    solver.cleanup(records)  # by value: harmless for values never added
+                    removed += [Artefact(self.name, "txt", fqdn, value) for fqdn, value in records]
                 except IssuerError as exc:
-                    self.log.warning("TXT cleanup failed", error=str(exc))
+                    self.log.warning("TXT cleanup failed; a later pass retries", error=str(exc))
             for t in tokens:
                 assert self.responder is not None
                 self.responder.remove(t)
@@ -339,8 +359,68 @@ class ACMEIssuer:
                 try:
                     assert routes_api is not None
                     routes_api.remove(host)
+                    removed.append(Artefact(self.name, "route", host))
                 except Exception as exc:
-                    self.log.warning("challenge route not removed", host=host, error=str(exc))
+                    self.log.warning("challenge route not removed; a later pass retries", host=host, error=str(exc))
+            self._strike(removed)
+
+    def _record(self, artefacts: list[Artefact]) -> None:
+        if self.journal is None or not artefacts:
+            return
+        try:
+            self.journal.record(artefacts)
+        except Exception as exc:
+            # Unrecorded artefacts would outlive a killed pod unnoticed: no order without it.
+            raise IssuerError(f"cannot record the challenge in rotator's state: {exc}") from exc
+
+    def _strike(self, artefacts: list[Artefact]) -> None:
+        if self.journal is None or not artefacts:
+            return
+        try:
+            self.journal.strike(artefacts)
+        except Exception as exc:
+            self.log.warning("challenge journal not updated; a later pass sweeps", error=str(exc))
+
+    def _sweep(self) -> None:
+        """Remove what an order that died put into DNS or the cluster. Only artefacts older
+        than any order can live are touched, so concurrent orders are safe; never fails
+        the order that triggered it."""
+        if self.journal is None:
+            return
+        now = self.monotonic()
+        if self._last_sweep is not None and now - self._last_sweep < self.timeout:
+            return
+        self._last_sweep = now
+        try:
+            leftovers = self.journal.stale(self.name, timedelta(seconds=2 * self.timeout + 60))
+        except Exception as exc:
+            self.log.warning("challenge journal unreadable; sweep skipped", error=str(exc))
+            return
+        if not leftovers:
+            return
+        done: list[Artefact] = []
+        txt = [a for a, _ in leftovers if a.kind == "txt"]
+        if txt:
+            try:
+                self._dns_solver().cleanup([(a.name, a.value) for a in txt])
+                done += txt
+            except IssuerError as exc:
+                self.log.warning("leftover TXT records not removed", issuer=self.name, error=str(exc))
+        routes_api = self._routes()
+        for artefact, _at in leftovers:
+            if artefact.kind == "route" and routes_api is not None:
+                try:
+                    routes_api.remove(artefact.name)
+                    done.append(artefact)
+                except Exception as exc:
+                    self.log.warning("leftover challenge route not removed", host=artefact.name, error=str(exc))
+        oldest = self.clock() - GIVE_UP_AFTER
+        given_up = [a for a, at in leftovers if a not in done and at < oldest]
+        for artefact in given_up:
+            self.log.warning("giving up on a leftover challenge artefact", kind=artefact.kind, name=artefact.name)
+        if done:
+            self.log.info("removed leftovers of an interrupted order", issuer=self.name, count=len(done))
+        self._strike(done + given_up)
 
     def _answer(self, acme: client.ClientV2, challb: messages.ChallengeBody) -> None:
         self._with_nonce_retry(lambda: acme.answer_challenge(challb, challb.response(acme.net.key)))

@@ -64,6 +64,13 @@ def _ca_loader(name: str, cfg: CAIssuerConfig, api: KubeAPI | None) -> Callable[
 def build_issuers(config: Config, api: KubeAPI | None, clock: Callable[[], datetime]) -> dict[str, Issuer]:
     """Every configured issuer, constructed lazily: nothing is read until it is used."""
     out: dict[str, Issuer] = {}
+    journal = None
+    if api is not None:
+        from rotator.issuers.journal import ChallengeJournal
+        from rotator.state import ConfigMapState
+
+        store = ConfigMapState(api, config.renewal.state_namespace, config.renewal.state_configmap, "challenges.json")
+        journal = ChallengeJournal(store, clock)
     for name, cfg in config.issuers.items():
         if isinstance(cfg, CAIssuerConfig):
             out[name] = CAIssuer(
@@ -77,5 +84,5 @@ def build_issuers(config: Config, api: KubeAPI | None, clock: Callable[[], datet
         else:
             from rotator.issuers.acme_issuer import ACMEIssuer
 
-            out[name] = ACMEIssuer.from_config(name, cfg, api, clock)
+            out[name] = ACMEIssuer.from_config(name, cfg, api, clock, journal)
     return out
