@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(check, top=False)
     check.add_argument("--dry-run", action="store_true", help="change nothing; print the plan")
     check.add_argument(
+        "--preflight",
+        action="store_true",
+        help="with --dry-run: also check every issuer in use, read-only (CA key pair and expiry; ACME "
+        "directory, EAB, TSIG key, nameserver). A live pass always does",
+    )
+    check.add_argument(
         "-f",
         "--filename",
         action="append",
@@ -259,6 +265,14 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
             )
         except ApiError as exc:
             return _error(f"cannot read the cluster: {exc}")
+    if args.preflight and args.dry_run:
+        from dataclasses import replace
+
+        from rotator.issuers.factory import build_issuers
+        from rotator.runner import issuer_health
+
+        health = issuer_health(result, build_issuers(config, api, utcnow), lambda: now)
+        result = replace(result, findings=result.findings + tuple(health))
     log.info(
         "check finished",
         credentials=len(result.credentials),

@@ -3,7 +3,7 @@ the daemon, so a CronJob and a daemon can never behave differently."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -35,12 +35,17 @@ def renew(
     renewer = Renewer(api, config, built, writer, state, clock, may_write=may_write)  # type: ignore[arg-type]
     result = renewer.ari_upgrade(result, inventory)
     outcomes = renewer.run(result, inventory)
-    used = sorted({c.issuer for c in result.credentials if c.action == "renew" and c.issuer and c.issuer in built})
-    health: list[Finding] = [f for name in used for f in built[name].health(clock())]  # type: ignore[attr-defined]
-    extra = tuple(health) + tuple(f for o in outcomes for f in o.findings)
+    extra = tuple(issuer_health(result, built, clock)) + tuple(f for o in outcomes for f in o.findings)
     if config.verify.enabled:
         extra += tuple(verify_served(result, outcomes, config))
     return replace(result, renewals=tuple(outcomes), findings=result.findings + extra)
+
+
+def issuer_health(result: CheckResult, issuers: Mapping[str, Any], clock: Callable[[], datetime]) -> list[Finding]:
+    """Every issuer a credential is assigned to, due or not: a CA that expires next month
+    or an ACME directory that moved must show before the renewal that needs it."""
+    names = sorted({c.issuer for c in result.credentials if c.issuer and c.issuer in issuers})
+    return [f for name in names for f in issuers[name].health(clock())]
 
 
 def verify_served(result: CheckResult, outcomes: list[Any], config: Config) -> list[Finding]:

@@ -39,7 +39,7 @@ from rotator import certs, pki
 from rotator.cluster.api import SECRETS, KubeAPI
 from rotator.config import ACMEIssuerConfig
 from rotator.issuers.base import Issued, IssueRequest, IssuerError
-from rotator.issuers.dns01 import Record, RFC2136Solver
+from rotator.issuers.dns01 import Record, RFC2136Solver, split_hostport
 from rotator.issuers.http01 import ClusterRoutes, HTTP01Responder
 from rotator.issuers.journal import GIVE_UP_AFTER, Artefact, ChallengeJournal
 from rotator.logs import get_logger
@@ -512,6 +512,57 @@ class ACMEIssuer:
         return any(fnmatch.fnmatchcase(issuer_cn, g) for g in self.cfg.accept_issuers)
 
     def health(self, now: datetime) -> list[Finding]:
+        """Read-only checks that a renewal would fail on, so they show before one is due:
+        the directory answers, an EAB the CA requires is configured, the TSIG key is
+        readable and the nameserver is authoritative for the zone. Creates nothing (no
+        account, no record), so it is safe in a dry run."""
+        from rotator.findings import finding
+        from rotator.model import ObjectRef
+
+        obj = ObjectRef("Issuer", "", self.name)
+        problems: list[str] = []
+        if not self.cfg.terms_agreed:
+            problems.append("terms_agreed is false: the CA's terms of service must be accepted")
+        verify: Any = self.cfg.ca_bundle or True
+        try:
+            response = requests.get(self.cfg.directory, timeout=10, verify=verify, headers={"User-Agent": USER_AGENT})
+            response.raise_for_status()
+            directory = response.json()
+            if not isinstance(directory, dict) or "newOrder" not in directory:
+                raise ValueError("not an ACME directory (no newOrder)")
+        except (requests.RequestException, ValueError) as exc:
+            problems.append(f"ACME directory {self.cfg.directory} unreachable: {type(exc).__name__}: {exc}")
+            directory = {}
+        meta = directory.get("meta") or {}
+        if isinstance(meta, dict) and meta.get("externalAccountRequired") and not self.cfg.eab_key_id:
+            problems.append("the CA requires External Account Binding: set eab_key_id and eab_hmac")
+        if self.cfg.solver == "dns01" and self.cfg.dns01 is not None:
+            problems += self._dns01_health()
+        return [finding("issuer-unavailable", f"issuer {self.name}: {p}", obj) for p in problems]
+
+    def _dns01_health(self) -> list[str]:
+        import dns.exception
+        import dns.flags
+        import dns.message
+        import dns.query
+        import dns.rdatatype
+
+        d = self.cfg.dns01
+        assert d is not None
+        if self._tsig_secret is not None:
+            try:
+                self._tsig_secret()
+            except IssuerError as exc:
+                return [f"the TSIG key is unreadable: {exc}"]
+        if not d.zone:
+            return []  # found per name by SOA lookups at issuance
+        host, port = split_hostport(d.nameserver)
+        try:
+            answer = dns.query.udp(dns.message.make_query(d.zone, dns.rdatatype.SOA), host, port=port, timeout=3)
+        except (dns.exception.DNSException, OSError) as exc:
+            return [f"nameserver {d.nameserver} does not answer: {type(exc).__name__}: {exc}"]
+        if not (answer.flags & dns.flags.AA) or not any(r.rdtype == dns.rdatatype.SOA for r in answer.answer):
+            return [f"nameserver {d.nameserver} is not authoritative for zone {d.zone}"]
         return []
 
     def renewal_window(self, cert: x509.Certificate) -> tuple[datetime, datetime] | None:
