@@ -282,6 +282,33 @@ class PagerDutyConfig(_Strict):
     check = field_validator("critical_window", "timeout")(_check_duration)
 
 
+class WebhookConfig(_Strict):
+    """A generic JSON webhook with PagerDuty's state machine: one `trigger` per state
+    change, every `resolve` delivered (docs/alerting.md#webhooks)."""
+
+    name: str = Field(
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40, description="Names the webhook in logs and state."
+    )
+    url: str = Field(pattern=r"^https?://", description="Where events are POSTed.")
+    secret: SecretKeyRef | None = Field(
+        default=None, description="HMAC-SHA256 key: requests carry `X-Rotator-Signature-256: sha256=<hex>` of the body."
+    )
+    authorization: SecretKeyRef | None = Field(
+        default=None, description="Sent as the `Authorization` header (e.g. `Bearer <token>`)."
+    )
+    ca_bundle: str | None = Field(default=None, description="CA bundle to trust the receiver (private CAs).")
+    critical_window_percent: float = Field(
+        default=20, gt=0, lt=100, description="Alert when at most this share of the lifetime is left, renewal failed."
+    )
+    critical_window: str = Field(default="7d", description="... or when at most this long is left.")
+    rotations: bool = Field(default=False, description="Also send a `rotated` event for each successful rotation.")
+    rate_per_minute: int = Field(default=60, ge=1, le=6000, description="Events per minute; the rest wait.")
+    timeout: str = Field(default="10s", description="Per request.")
+    attempts: int = Field(default=4, ge=1, le=10, description="Tries per event on 429, 5xx and network errors.")
+
+    check = field_validator("critical_window", "timeout")(_check_duration)
+
+
 class LoggingConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Log level; `--log-level` overrides it."
@@ -302,6 +329,9 @@ class Config(_Strict):
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output on stderr.")
     verify: VerifyConfig = Field(default_factory=VerifyConfig, description="Post-renewal verification.")
     pagerduty: PagerDutyConfig | None = Field(default=None, description="PagerDuty Events API v2 alerting.")
+    webhooks: list[WebhookConfig] = Field(
+        default_factory=list, description="Generic JSON webhooks, alerted like PagerDuty."
+    )
     daemon: DaemonConfig = Field(
         default_factory=DaemonConfig, description="`rotator daemon`: schedule, endpoints, leader election."
     )
@@ -330,6 +360,14 @@ class Config(_Strict):
             if isinstance(issuer.get("http01"), dict):
                 issuer["http01"].setdefault("virtual_service_namespace", home)
         return data
+
+    @model_validator(mode="after")
+    def _webhook_names_unique(self) -> Config:
+        names = [w.name for w in self.webhooks]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"webhooks: names must be unique (each keeps its own alert state): {', '.join(dupes)}")
+        return self
 
     @model_validator(mode="after")
     def _rules_name_issuers(self) -> Config:

@@ -89,29 +89,55 @@ def live_pass(
     result = run_check(read.inventory, config, clock(), read.findings)
     if not dry_run:
         result = renew(result, read.inventory, config, api, clock, may_write, issuers)
-        if config.pagerduty is not None and may_write():
+        if (config.pagerduty is not None or config.webhooks) and may_write():
             alert(result, config, api, clock)
     return result, read.inventory
 
 
 def alert(result: CheckResult, config: Config, api: KubeAPI, clock: Callable[[], datetime]) -> dict[str, int]:
-    """PagerDuty, after renewals: a PagerDuty outage never fails or delays a rotation."""
-    from rotator.issuers.base import IssuerError
+    """PagerDuty and webhooks, after renewals: an outage of either never fails or delays a
+    rotation, and one sink's trouble never stops the other."""
     from rotator.issuers.factory import read_value
     from rotator.logs import get_logger
-    from rotator.pagerduty import Notifier
+    from rotator.notify import AlertNotifier
     from rotator.state import ConfigMapState
 
-    assert config.pagerduty is not None
-    try:
-        key = read_value(config.pagerduty.routing_key, api).decode()
-    except (IssuerError, Exception) as exc:
-        get_logger("rotator.pagerduty").error("PagerDuty routing key unavailable", error=str(exc))
-        return {}
-    state = ConfigMapState(api, config.renewal.state_namespace, config.renewal.state_configmap, "alerts.json")
-    if config.verify.enabled:
-        result = replace(result, findings=result.findings + tuple(still_not_served(result, state.all(), config)))
-    return Notifier(config.pagerduty, key, state, config.cluster_name, clock).notify(result)
+    def state(field: str) -> ConfigMapState:
+        return ConfigMapState(api, config.renewal.state_namespace, config.renewal.state_configmap, field)
+
+    log = get_logger("rotator.alerting")
+    sinks: list[tuple[AlertNotifier, ConfigMapState]] = []
+    if config.pagerduty is not None:
+        from rotator.pagerduty import Notifier
+
+        try:
+            key = read_value(config.pagerduty.routing_key, api).decode()
+            pd_state = state("alerts.json")
+            sinks.append((Notifier(config.pagerduty, key, pd_state, config.cluster_name, clock), pd_state))
+        except Exception as exc:
+            log.error("PagerDuty routing key unavailable", error=str(exc))
+    for hook in config.webhooks:
+        from rotator.webhook import WebhookNotifier
+
+        try:
+            secret = read_value(hook.secret, api) if hook.secret else None
+            authorization = read_value(hook.authorization, api).decode() if hook.authorization else None
+        except Exception as exc:
+            log.error("webhook credentials unavailable", webhook=hook.name, error=str(exc))
+            continue
+        hook_state = state(f"alerts-webhook-{hook.name}.json")
+        notifier = WebhookNotifier(hook, hook_state, config.cluster_name, clock, secret, authorization)
+        sinks.append((notifier, hook_state))
+    if config.verify.enabled and sinks:
+        open_alerts: dict[str, Any] = {}
+        for _sink, store in sinks:
+            open_alerts.update(store.all())
+        result = replace(result, findings=result.findings + tuple(still_not_served(result, open_alerts, config)))
+    totals: dict[str, int] = {}
+    for sink, _store in sinks:
+        for name, count in sink.notify(result).items():
+            totals[name] = totals.get(name, 0) + count
+    return totals
 
 
 def still_not_served(result: CheckResult, open_alerts: dict[str, Any], config: Config) -> list[Finding]:

@@ -1,0 +1,86 @@
+"""One JSON POST, delivered with a bounded budget: shared by PagerDuty and webhooks.
+
+Retries only what may succeed later (429, 5xx, resets, timeouts), with exponential
+backoff and jitter, honouring a Retry-After in seconds up to the policy's cap; a 4xx is
+final and its body is logged (clipped). Nothing secret is logged: bodies carry routing
+keys and are never printed, headers carry signatures and tokens and are never printed.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from rotator import __version__
+from rotator.logs import get_logger
+from rotator.retry import RetryPolicy, default_sleep
+
+
+def _retry_after(exc: urllib.error.HTTPError) -> float | None:
+    value = exc.headers.get("Retry-After") if exc.headers else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: the policy's own backoff is close enough
+
+
+class JSONPoster:
+    def __init__(
+        self,
+        base_url: str,
+        service: str,
+        timeout: float = 15.0,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = default_sleep,
+        accepted: Callable[[int], bool] = lambda status: 200 <= status < 300,
+        headers: Callable[[bytes], dict[str, str]] | None = None,
+        ca_bundle: str | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.service = service
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy(attempts=4, base=0.5, cap=8.0, retry_after_cap=30.0)
+        self.sleep = sleep
+        self.accepted = accepted
+        self.headers = headers
+        self.context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else None
+        self.log = get_logger(f"rotator.{service.lower()}")
+
+    def post(self, path: str, body: dict[str, Any], kind: str) -> bool:
+        """True once the receiver accepted. Bounded; a 4xx is final and its body logged."""
+        data = json.dumps(body, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json", "User-Agent": f"rotator/{__version__}"}
+        if self.headers is not None:
+            headers.update(self.headers(data))
+        wait: float | None = None
+        for attempt in range(self.retry.attempts):
+            if attempt:
+                self.sleep(self.retry.delay(attempt - 1, wait))
+            wait = None
+            req = urllib.request.Request(self.base_url + path, data=data, method="POST", headers=headers)
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout, context=self.context) as resp:
+                    if self.accepted(resp.status):
+                        return True
+                    self.log.warning(f"unexpected {self.service} answer", status=resp.status, kind=kind)
+                    return False
+            except urllib.error.HTTPError as exc:
+                text = exc.read().decode("utf-8", "replace")[:2000]
+                if exc.code == 429 or exc.code >= 500:
+                    wait = _retry_after(exc)
+                    self.log.warning(f"{self.service} busy; retrying", status=exc.code, kind=kind, attempt=attempt + 1)
+                    continue
+                self.log.error(f"{self.service} rejected the event", status=exc.code, kind=kind, body=text)
+                return False
+            except (OSError, ValueError, http.client.HTTPException) as exc:  # resets, timeouts, garbage
+                self.log.warning(
+                    f"{self.service} unreachable; retrying", error=type(exc).__name__, kind=kind, attempt=attempt + 1
+                )
+                continue
+        self.log.error(f"{self.service} event not delivered; will retry next pass", kind=kind)
+        return False

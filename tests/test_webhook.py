@@ -1,0 +1,196 @@
+"""Generic webhooks against a real HTTP receiver that checks the documented body, the
+signature and the token, and models open/resolved alerts."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rotator.config import ConfigError, WebhookConfig, load_config
+from rotator.model import RenewalOutcome
+from rotator.state import MemoryState
+from rotator.webhook import WebhookNotifier, sign
+from tests import factory as f
+from tests import kube
+from tests.conftest import register_secret
+from tests.fakeapi import FakeCluster
+from tests.pdserver import PagerDutyDouble
+from tests.test_pagerduty import KEY, expired_result, healthy_result
+from tests.webhookserver import WebhookDouble, validate
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = b"whsec-" + os.urandom(12).hex().encode()
+TOKEN = "Bearer tok-" + os.urandom(12).hex()
+register_secret(SECRET.decode())
+register_secret(TOKEN.split()[1])
+
+
+def hook(double: WebhookDouble, state: MemoryState, sleeps: list[float] | None = None, **cfg: Any) -> WebhookNotifier:
+    conf = WebhookConfig(name="chat", url=double.url, **cfg)
+    record = sleeps if sleeps is not None else []
+    return WebhookNotifier(conf, state, "prod-eu", lambda: f.NOW, SECRET, TOKEN, sleep=record.append)
+
+
+def test_signature_is_hmac_sha256_of_the_raw_body() -> None:
+    body = b'{"a":1}'
+    assert sign(b"k", body) == "sha256=" + hmac.new(b"k", body, hashlib.sha256).hexdigest()
+    assert sign(b"k", body) != sign(b"other", body)
+
+
+def test_the_receiver_contract_can_refuse() -> None:
+    """The double's schema check is not permissive by construction."""
+    assert validate({"schema": "rotator.webhook/v1", "event": "resolve"}) != []
+    good = {
+        "schema": "rotator.webhook/v1",
+        "event": "resolve",
+        "id": "x",
+        "cluster": "c",
+        "timestamp": "2026-11-26T00:00:00Z",
+        "text": "t",
+        "target": "a/b",
+        "class": None,
+    }
+    assert validate(good) == []
+    assert validate({**good, "surprise": 1}) == ["undocumented fields ['surprise']"]
+
+
+def test_trigger_once_then_resolve_signed_and_authorized() -> None:
+    state = MemoryState()
+    with WebhookDouble(SECRET, TOKEN) as double:
+        counts = hook(double, state).notify(expired_result())
+        assert counts["triggered"] == 1 and double.rejected == []
+        (event,) = double.accepted
+        assert event["event"] == "trigger" and event["severity"] == "critical"
+        assert event["target"] == "istio-system/tls-0" and event["gateways"] == ["istio-system/gw0"]
+        assert event["text"].startswith("CRITICAL: [prod-eu] Secret istio-system/tls-0")
+        assert event["details"]["state"] == "expired"
+        assert hook(double, state).notify(expired_result())["triggered"] == 0  # unchanged: not re-sent
+        counts = hook(double, state).notify(healthy_result())
+        assert counts["resolved"] == 1 and double.open == {} and double.resolved == [event["id"]]
+        resolve = double.accepted[-1]
+        assert resolve["target"] == "istio-system/tls-0" and resolve["class"] == "tls-server"
+        assert state.all() == {}
+        assert len(set(double.deliveries)) == len(double.deliveries)  # one delivery id per request
+
+
+def test_a_wrong_secret_is_refused_and_nothing_is_recorded_as_sent(capsys: Any) -> None:
+    from rotator import logs
+
+    logs.configure("info", "json")
+    state = MemoryState()
+    with WebhookDouble(b"the receiver's real secret", TOKEN) as double:
+        counts = hook(double, state).notify(expired_result())
+        assert counts == {"triggered": 0, "resolved": 0, "deferred": 0, "failed": 1, "changes": 0}
+        assert double.rejected == [(401, "bad signature")] and state.all() == {}  # tried again next pass
+    err = capsys.readouterr().err
+    assert "webhook chat rejected the event" in err and '"status": 401' in err
+    assert SECRET.decode() not in err and TOKEN not in err
+
+
+def test_429_honours_retry_after_and_5xx_and_resets_are_retried_within_the_budget() -> None:
+    state = MemoryState()
+    sleeps: list[float] = []
+    with WebhookDouble(SECRET, TOKEN) as double:
+        double.faults = [429, 503, "reset"]
+        counts = hook(double, state, sleeps).notify(expired_result())
+        assert counts["triggered"] == 1 and len(double.accepted) == 1
+        assert sleeps[0] == 2.0  # the receiver's Retry-After
+        assert len(sleeps) == 3 and all(0 <= s <= 8 for s in sleeps)
+        double.faults = [500] * 4
+        assert hook(double, state, attempts=4).notify(healthy_result())["failed"] == 1  # bounded: 4 tries
+        assert len(state.all()) == 1  # the resolve is still owed, and sent next pass
+        assert hook(double, state).notify(healthy_result())["resolved"] == 1
+
+
+def test_rotated_events_only_when_asked_and_only_for_rotations() -> None:
+    done = RenewalOutcome(
+        "istio-system", "tls-0", "renewed", "ok", "internal", "abc", f.NOW + timedelta(days=30), ("istio-system/tls-0",)
+    )
+    failed = RenewalOutcome("istio-system", "tls-1", "failed", "no", "internal")
+    result = replace(healthy_result(), renewals=(done, failed))
+    with WebhookDouble(SECRET, TOKEN) as double:
+        assert hook(double, MemoryState()).notify(result)["changes"] == 0
+        assert hook(double, MemoryState(), rotations=True).notify(result)["changes"] == 1
+        (rotated,) = double.accepted
+        assert (
+            rotated["event"] == "rotated" and rotated["serial"] == "abc" and rotated["copies"] == ["istio-system/tls-0"]
+        )
+
+
+def test_webhook_names_must_be_unique(tmp_path: Path) -> None:
+    path = tmp_path / "rotator.yaml"
+    path.write_text(
+        yaml.safe_dump({"webhooks": [{"name": "a", "url": "https://x"}, {"name": "a", "url": "https://y"}]})
+    )
+    with pytest.raises(ConfigError, match="names must be unique"):
+        load_config(str(path), environ={})
+
+
+def test_pagerduty_and_a_webhook_across_two_rotator_check_processes_and_one_sinks_outage(tmp_path: Path) -> None:
+    """Each sink keeps its own state: the webhook being down does not stop PagerDuty, and
+    what the webhook missed is delivered by the next process."""
+    with (
+        FakeCluster(rbac_manifests=kube.deploy_rbac()) as fake,
+        PagerDutyDouble() as pd,
+        WebhookDouble(SECRET, TOKEN) as chat,
+    ):
+        kube.seed_object(fake, f.ingress())
+        kube.seed_object(fake, f.gateway("gw", [f.server(["app.example.com"], "app-tls")]))
+        kube.seed_object(fake, f.secret("app-tls", leaf=f.make_leaf(["app.example.com"], nb=-400, na=-300)))
+        # the webhook's HMAC key in a Secret in rotator's namespace, read through the API
+        kube.seed_object(
+            fake,
+            f.secret("chat-hook", "rotator", type_="Opaque", data={"hmac": SECRET}),
+        )
+        cfg = tmp_path / "rotator.yaml"
+        cfg.write_text(
+            yaml.safe_dump(
+                {
+                    "cluster_name": "prod",
+                    "pagerduty": {"routing_key": {"env": "ROTATOR_TEST_PD_KEY"}, "url": pd.url},
+                    "webhooks": [
+                        {
+                            "name": "chat",
+                            "url": chat.url,
+                            "secret": {"secret": "rotator/chat-hook", "key": "hmac"},
+                            "authorization": {"env": "ROTATOR_TEST_HOOK_TOKEN"},
+                            "attempts": 1,
+                        }
+                    ],
+                }
+            )
+        )
+        env = {**os.environ, "ROTATOR_TEST_PD_KEY": KEY, "ROTATOR_TEST_HOOK_TOKEN": TOKEN}
+        cmd = [sys.executable, "-m", "rotator", "check", "-o", "json", "--log-level", "debug", "--log-format", "json"]
+        cmd += ["--kubeconfig", str(fake.kubeconfig(tmp_path / "kc")), "--config", str(cfg)]
+        chat.faults = [500]  # the webhook is down for the first pass
+        first = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+        assert first.returncode == 2, first.stderr[-2000:]
+        assert len(pd.open) == 1 and chat.accepted == []
+        second = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)  # a new pod
+        assert [e["event"] for e in chat.accepted] == ["trigger"]  # delivered late, once
+        assert len(pd.events) == 1  # PagerDuty was not told twice
+        kube.seed_object(fake, f.secret("app-tls", leaf=f.make_leaf(["app.example.com"], nb=-1, na=3650)))
+        third = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+        assert third.returncode == 0, third.stderr[-2000:]
+        assert [e["event"] for e in chat.accepted] == ["trigger", "resolve"] and chat.open == {}
+        assert pd.open == {} and chat.rejected == [(500, "injected")]
+        data = (fake.get("v1", "ConfigMap", "rotator", "rotator-state") or {})["data"]
+        assert json.loads(data["alerts.json"]) == {} and json.loads(data["alerts-webhook-chat.json"]) == {}
+        for run in (first, second, third):
+            out = run.stderr + run.stdout
+            assert SECRET.decode() not in out and TOKEN.split()[1] not in out and KEY not in out
+            assert base64.b64encode(SECRET).decode() not in out
+        assert fake.denied() == []
