@@ -93,6 +93,13 @@ class Metrics:
             ["issuer", "result"],
             registry=self.registry,
         )
+        self.alert_events = Counter(
+            "rotator_alert_events",
+            "Alert deliveries by sink (pagerduty, webhook/<name>) and result (triggered, resolved, changes, "
+            "deferred, failed, unavailable).",
+            ["sink", "result"],
+            registry=self.registry,
+        )
         self.pass_duration = Histogram(
             "rotator_pass_duration_seconds",
             "Duration of a check pass.",
@@ -120,6 +127,8 @@ class Metrics:
             self.renewals.labels(o.issuer or "none", o.status).inc()
         for (verb, outcome), n in api_by_result.items():
             self.api_requests.labels(verb, outcome).inc(n)
+        for sink, outcome, n in result.notifications:
+            self.alert_events.labels(sink, outcome).inc(n)
         self.pass_duration.observe(duration)
         self.last_pass.set(ended)
         self.last_success.set(ended)

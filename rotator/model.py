@@ -355,3 +355,6 @@ class CheckResult:
     credentials: tuple[Credential, ...]
     findings: tuple[Finding, ...]
     renewals: tuple[RenewalOutcome, ...] = ()
+    # (sink, result, count) of this pass's alert deliveries: ("pagerduty", "failed", 2).
+    # For metrics: alerting that silently fails must show somewhere else than in itself.
+    notifications: tuple[tuple[str, str, int], ...] = ()

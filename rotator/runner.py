@@ -90,13 +90,16 @@ def live_pass(
     if not dry_run:
         result = renew(result, read.inventory, config, api, clock, may_write, issuers)
         if (config.pagerduty is not None or config.webhooks) and may_write():
-            alert(result, config, api, clock)
+            counts = alert(result, config, api, clock)
+            result = replace(result, notifications=tuple((s, r, n) for (s, r), n in sorted(counts.items()) if n))
     return result, read.inventory
 
 
-def alert(result: CheckResult, config: Config, api: KubeAPI, clock: Callable[[], datetime]) -> dict[str, int]:
+def alert(
+    result: CheckResult, config: Config, api: KubeAPI, clock: Callable[[], datetime]
+) -> dict[tuple[str, str], int]:
     """PagerDuty and webhooks, after renewals: an outage of either never fails or delays a
-    rotation, and one sink's trouble never stops the other."""
+    rotation, and one sink's trouble never stops the other. Returns (sink, result) counts."""
     from rotator.issuers.factory import read_value
     from rotator.logs import get_logger
     from rotator.notify import AlertNotifier
@@ -106,16 +109,18 @@ def alert(result: CheckResult, config: Config, api: KubeAPI, clock: Callable[[],
         return ConfigMapState(api, config.renewal.state_namespace, config.renewal.state_configmap, field)
 
     log = get_logger("rotator.alerting")
-    sinks: list[tuple[AlertNotifier, ConfigMapState]] = []
+    sinks: list[tuple[str, AlertNotifier, ConfigMapState]] = []
+    totals: dict[tuple[str, str], int] = {}
     if config.pagerduty is not None:
         from rotator.pagerduty import Notifier
 
         try:
             key = read_value(config.pagerduty.routing_key, api).decode()
             pd_state = state("alerts.json")
-            sinks.append((Notifier(config.pagerduty, key, pd_state, config.cluster_name, clock), pd_state))
+            sinks.append(("pagerduty", Notifier(config.pagerduty, key, pd_state, config.cluster_name, clock), pd_state))
         except Exception as exc:
             log.error("PagerDuty routing key unavailable", error=str(exc))
+            totals[("pagerduty", "unavailable")] = 1
     for hook in config.webhooks:
         from rotator.webhook import WebhookNotifier
 
@@ -124,19 +129,19 @@ def alert(result: CheckResult, config: Config, api: KubeAPI, clock: Callable[[],
             authorization = read_value(hook.authorization, api).decode() if hook.authorization else None
         except Exception as exc:
             log.error("webhook credentials unavailable", webhook=hook.name, error=str(exc))
+            totals[(f"webhook/{hook.name}", "unavailable")] = 1
             continue
         hook_state = state(f"alerts-webhook-{hook.name}.json")
         notifier = WebhookNotifier(hook, hook_state, config.cluster_name, clock, secret, authorization)
-        sinks.append((notifier, hook_state))
+        sinks.append((f"webhook/{hook.name}", notifier, hook_state))
     if config.verify.enabled and sinks:
         open_alerts: dict[str, Any] = {}
-        for _sink, store in sinks:
+        for _name, _sink, store in sinks:
             open_alerts.update(store.all())
         result = replace(result, findings=result.findings + tuple(still_not_served(result, open_alerts, config)))
-    totals: dict[str, int] = {}
-    for sink, _store in sinks:
-        for name, count in sink.notify(result).items():
-            totals[name] = totals.get(name, 0) + count
+    for name, sink, _store in sinks:
+        for outcome, count in sink.notify(result).items():
+            totals[(name, outcome)] = totals.get((name, outcome), 0) + count
     return totals
 
 

@@ -33,7 +33,9 @@ def exported_names() -> set[str]:
     from dataclasses import replace
 
     result = replace(
-        result, renewals=(RenewalOutcome("istio-system", "s", "renewed", "ok", "ca", "1", f.NOW + timedelta(days=1)),)
+        result,
+        renewals=(RenewalOutcome("istio-system", "s", "renewed", "ok", "ca", "1", f.NOW + timedelta(days=1)),),
+        notifications=(("pagerduty", "triggered", 1),),
     )
     m.observe(result, 1.0, 1.0, {("list", "2xx"): 1})
     m.acme("le", {"ok": 1})

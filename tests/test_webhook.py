@@ -194,3 +194,30 @@ def test_pagerduty_and_a_webhook_across_two_rotator_check_processes_and_one_sink
             assert SECRET.decode() not in out and TOKEN.split()[1] not in out and KEY not in out
             assert base64.b64encode(SECRET).decode() not in out
         assert fake.denied() == []
+
+
+def test_delivery_outcomes_reach_the_pass_result_and_the_metrics(tmp_path: Path) -> None:
+    """Alerting that fails must show somewhere other than in itself: a failed webhook and
+    an unreadable routing key are counted per sink in rotator_alert_events_total."""
+    from rotator.config import Config
+    from rotator.metrics import Metrics
+    from rotator.runner import live_pass
+
+    with FakeCluster(rbac_manifests=kube.deploy_rbac()) as fake, WebhookDouble(SECRET, TOKEN) as chat:
+        kube.seed_object(fake, f.ingress())
+        kube.seed_object(fake, f.gateway("gw", [f.server(["app.example.com"], "app-tls")]))
+        kube.seed_object(fake, f.secret("app-tls", leaf=f.make_leaf(["app.example.com"], nb=-400, na=-300)))
+        config = Config.model_validate(
+            {
+                "pagerduty": {"routing_key": {"env": "ROTATOR_TEST_NO_SUCH_VARIABLE"}},
+                "webhooks": [{"name": "chat", "url": chat.url, "attempts": 1}],  # no secret: the receiver says 401
+            }
+        )
+        api = kube.api(fake.kubeconfig(tmp_path / "kc"))
+        result, _ = live_pass(api, config, lambda: f.NOW, dry_run=False)
+        assert result.notifications == (("pagerduty", "unavailable", 1), ("webhook/chat", "failed", 1))
+        metrics = Metrics()
+        metrics.observe(result, 1.0, 1.0, {})
+        text = metrics.render().decode()
+        assert 'rotator_alert_events_total{result="failed",sink="webhook/chat"} 1.0' in text
+        assert 'rotator_alert_events_total{result="unavailable",sink="pagerduty"} 1.0' in text
