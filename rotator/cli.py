@@ -225,6 +225,8 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
             return _error("renewing writes Secrets back to a cluster; with -f (manifests) use --dry-run")
         if args.at:
             return _error("--at evaluates another time: it only goes with --dry-run")
+        if args.preflight:
+            return _error("--preflight goes with --dry-run (a live pass always checks its issuers)")
 
     from rotator.certs import utcnow
     from rotator.timeutil import parse_when
@@ -272,6 +274,13 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
         from rotator.runner import issuer_health
 
         health = issuer_health(result, build_issuers(config, api, utcnow), lambda: now)
+        if api is None:  # offline: a CA kept in a Secret cannot be read, which is no fault of the CA
+            health = [
+                replace(h, severity="info", message=h.message + " (not checkable offline)")
+                if "needs a cluster connection" in h.message
+                else h
+                for h in health
+            ]
         result = replace(result, findings=result.findings + tuple(health))
     log.info(
         "check finished",

@@ -33,6 +33,11 @@ def renew(
     writer = SecretWriter(api, clock, EventRecorder(api, clock), retention=config.renewal.backup_retention)
     state = ConfigMapState(api, config.renewal.state_namespace, config.renewal.state_configmap, "renewal.json")
     renewer = Renewer(api, config, built, writer, state, clock, may_write=may_write)  # type: ignore[arg-type]
+    if may_write():
+        for issuer in built.values():  # leftovers of orders a killed pod left behind
+            sweep = getattr(issuer, "sweep", None)
+            if sweep is not None:
+                sweep()
     result = renewer.ari_upgrade(result, inventory)
     outcomes = renewer.run(result, inventory)
     extra = tuple(issuer_health(result, built, clock)) + tuple(f for o in outcomes for f in o.findings)
@@ -44,8 +49,18 @@ def renew(
 def issuer_health(result: CheckResult, issuers: Mapping[str, Any], clock: Callable[[], datetime]) -> list[Finding]:
     """Every issuer a credential is assigned to, due or not: a CA that expires next month
     or an ACME directory that moved must show before the renewal that needs it."""
+    from rotator.findings import finding
+    from rotator.model import ObjectRef
+
     names = sorted({c.issuer for c in result.credentials if c.issuer and c.issuer in issuers})
-    return [f for name in names for f in issuers[name].health(clock())]
+    out: list[Finding] = []
+    for name in names:
+        try:
+            out += issuers[name].health(clock())
+        except Exception as exc:  # a 403 or 503 reading a CA Secret is a finding, never a failed pass
+            message = f"issuer {name}: health check failed: {type(exc).__name__}: {exc}"
+            out.append(finding("issuer-unavailable", message, ObjectRef("Issuer", "", name)))
+    return out
 
 
 def verify_served(result: CheckResult, outcomes: list[Any], config: Config) -> list[Finding]:
@@ -91,7 +106,8 @@ def live_pass(
         result = renew(result, read.inventory, config, api, clock, may_write, issuers)
         if (config.pagerduty is not None or config.webhooks) and may_write():
             counts = alert(result, config, api, clock)
-            result = replace(result, notifications=tuple((s, r, n) for (s, r), n in sorted(counts.items()) if n))
+            # zero counts too: every configured sink's series exists from its first pass
+            result = replace(result, notifications=tuple((s, r, n) for (s, r), n in sorted(counts.items())))
     return result, read.inventory
 
 
@@ -117,7 +133,8 @@ def alert(
         try:
             key = read_value(config.pagerduty.routing_key, api).decode()
             pd_state = state("alerts.json")
-            sinks.append(("pagerduty", Notifier(config.pagerduty, key, pd_state, config.cluster_name, clock), pd_state))
+            pd = Notifier(config.pagerduty, key, pd_state, config.cluster_name, clock)
+            sinks.append(("pagerduty", pd, pd_state))
         except Exception as exc:
             log.error("PagerDuty routing key unavailable", error=str(exc))
             totals[("pagerduty", "unavailable")] = 1
@@ -127,12 +144,12 @@ def alert(
         try:
             secret = read_value(hook.secret, api) if hook.secret else None
             authorization = read_value(hook.authorization, api).decode() if hook.authorization else None
-        except Exception as exc:
-            log.error("webhook credentials unavailable", webhook=hook.name, error=str(exc))
+            hook_state = state(f"alerts-webhook-{hook.name}.json")
+            notifier = WebhookNotifier(hook, hook_state, config.cluster_name, clock, secret, authorization)
+        except Exception as exc:  # an unreadable secret, a missing ca_bundle: this sink only
+            log.error("webhook unavailable", webhook=hook.name, error=f"{type(exc).__name__}: {exc}")
             totals[(f"webhook/{hook.name}", "unavailable")] = 1
             continue
-        hook_state = state(f"alerts-webhook-{hook.name}.json")
-        notifier = WebhookNotifier(hook, hook_state, config.cluster_name, clock, secret, authorization)
         sinks.append((f"webhook/{hook.name}", notifier, hook_state))
     if config.verify.enabled and sinks:
         open_alerts: dict[str, Any] = {}

@@ -147,7 +147,7 @@ def test_http01_through_the_builtin_responder(env: tuple[acmeenv.Bind, acmeenv.P
         assert acme.responder is not None
         acme.responder.close()
     verify_chain(issued.chain_pem, pebble.roots(), f"web.{ZONE}", tmp)
-    assert acme.responder.server.tokens == {}  # tokens withdrawn
+    assert acme.responder.tokens == {}  # tokens withdrawn
 
 
 def test_http01_cannot_do_wildcards(env: tuple[acmeenv.Bind, acmeenv.Pebble, Path]) -> None:

@@ -349,9 +349,10 @@ def test_rbac_in_deploy_is_exactly_sufficient(tmp_path: Path) -> None:
         from rotator.issuers.http01 import ClusterRoutes
 
         routes = ClusterRoutes(api, "rotator", "rotator.rotator.svc.cluster.local", 8089)
-        routes.add(HOST, [f"{NS}/gw"])
-        routes.add(HOST, [f"{NS}/gw"])  # a leftover is replaced
-        routes.remove(HOST)
+        name = routes.name_for(HOST)
+        routes.add(HOST, [f"{NS}/gw"], name)
+        routes.add(HOST, [f"{NS}/gw"], name)  # a retry of the same order replaces its route
+        routes.remove(name)
         assert cluster.denied() == []
         assert cluster.unused_rules() == []
 

@@ -13,7 +13,7 @@ import pytest
 from rotator.config import ACMEIssuerConfig, DNS01Config, HTTP01Config, SecretKeyRef
 from rotator.issuers.acme_issuer import ACMEIssuer
 from rotator.issuers.base import IssueRequest, IssuerError
-from rotator.issuers.journal import Artefact, ChallengeJournal, stale
+from rotator.issuers.journal import Artefact, ChallengeJournal, Leftover, give_up, stale
 from rotator.state import ConfigMapState, MemoryState
 from tests import acmeenv, kube
 from tests.fakeapi import FakeCluster
@@ -23,27 +23,65 @@ ZONE = acmeenv.ZONE
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
-def test_only_this_issuers_old_artefacts_are_stale() -> None:
-    old, young = (T0 - timedelta(minutes=30)).isoformat(), (T0 - timedelta(minutes=5)).isoformat()
+def test_only_this_issuers_expired_and_malformed_entries_are_stale() -> None:
+    past, future = (T0 - timedelta(minutes=1)).isoformat(), (T0 + timedelta(minutes=1)).isoformat()
     doc = {
-        "a": {"issuer": "le", "kind": "txt", "name": "_acme-challenge.x", "value": "v1", "at": old},
-        "b": {"issuer": "le", "kind": "route", "name": "x", "value": "", "at": young},
-        "c": {"issuer": "other", "kind": "txt", "name": "_acme-challenge.y", "value": "v2", "at": old},
-        "d": {"issuer": "le", "kind": "route", "name": "z", "at": "garbled"},
-        "e": {"kind": "txt"},  # not an artefact at all: ignored, never a crash
+        "le|txt||_acme-challenge.x|v1": {
+            "issuer": "le",
+            "kind": "txt",
+            "name": "_acme-challenge.x",
+            "value": "v1",
+            "expires": past,
+        },
+        "le|route|ns|r1|x": {
+            "issuer": "le",
+            "kind": "route",
+            "name": "r1",
+            "value": "x",
+            "namespace": "ns",
+            "expires": future,
+        },  # a live order's
+        "other|txt||_acme-challenge.y|v2": {
+            "issuer": "other",
+            "kind": "txt",
+            "name": "_acme-challenge.y",
+            "expires": past,
+        },
+        "le|route|ns|r2|z": {"issuer": "le", "kind": "route", "name": "r2", "expires": "garbled"},
+        "le|broken": {"kind": "txt"},  # not an artefact at all: reported as malformed, never a crash
+        "le|naive": {"issuer": "le", "kind": "txt", "name": "n", "expires": "2026-11-26T12:00:00"},
     }
-    found = stale(doc, "le", T0, timedelta(minutes=10))
-    assert [a for a, _ in found] == [Artefact("le", "route", "z"), Artefact("le", "txt", "_acme-challenge.x", "v1")]
+    found = stale(doc, "le", T0)
+    assert [(x.key, x.artefact is None) for x in found] == [
+        ("le|broken", True),
+        ("le|naive", False),
+        ("le|route|ns|r2|z", False),
+        ("le|txt||_acme-challenge.x|v1", False),
+    ]
 
 
-def test_record_and_strike_keep_other_entries() -> None:
+def test_giving_up_needs_both_time_and_attempts() -> None:
+    art = Artefact("le", "txt", "n", "v")
+    assert not give_up(Leftover("k", art, 0, None), T0)
+    assert not give_up(Leftover("k", art, 10, T0 - timedelta(days=6)), T0)  # not long enough
+    assert not give_up(Leftover("k", art, 1, T0 - timedelta(days=30)), T0)  # one failed sweep weeks later
+    assert give_up(Leftover("k", art, 3, T0 - timedelta(days=7)), T0)
+
+
+def test_record_strike_and_failed_keep_other_entries() -> None:
     store = MemoryState()
-    journal = ChallengeJournal(store, lambda: T0)
+    clock = Clock()
+    journal = ChallengeJournal(store, clock)
     a, b = Artefact("le", "txt", "n", "1"), Artefact("le", "txt", "n", "2")
-    journal.record([a, b])
+    journal.record([a, b], timedelta(minutes=5))
     assert {e["value"] for e in store.all().values()} == {"1", "2"}
-    journal.strike([a])
+    journal.strike([a.key])
     assert [e["value"] for e in store.all().values()] == ["2"]
+    journal.failed([b.key])
+    clock.now += timedelta(hours=1)
+    journal.failed([b.key])
+    (entry,) = store.all().values()
+    assert entry["attempts"] == 2 and entry["failing_since"] < clock.now.isoformat()  # the first failure is kept
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +233,83 @@ def test_a_challenge_route_left_by_a_killed_pod_is_deleted(tmp_path: Path) -> No
         finally:
             assert alive.responder is not None
             alive.responder.close()
+        assert cluster.list("networking.istio.io/v1", "VirtualService", "rotator") == []
+        assert journal.store.all() == {}
+        assert cluster.denied() == []
+
+
+def test_an_orders_lifetime_covers_its_dns_propagation_wait(
+    servers: tuple[acmeenv.Bind, acmeenv.Pebble, Path],
+) -> None:
+    """An order waiting 5 minutes for DNS propagation must not see its own record swept."""
+    bind, pebble, tmp = servers
+    acme = dns_issuer(bind, pebble, tmp, ChallengeJournal(MemoryState(), Clock()))
+    d = acme.cfg.dns01
+    assert d is not None
+    slow = ACMEIssuer.from_config(
+        "pebble",
+        acme.cfg.model_copy(update={"timeout": "30s", "dns01": d.model_copy(update={"propagation_timeout": "300s"})}),
+        None,
+        acme.clock,
+    )
+    assert slow._lifetime() >= timedelta(seconds=2 * (30 + 300))
+
+
+def test_a_sweep_survives_malformed_entries_and_never_deletes_on_another_server(
+    servers: tuple[acmeenv.Bind, acmeenv.Pebble, Path],
+) -> None:
+    bind, pebble, tmp = servers
+    clock = Clock()
+    store = MemoryState()
+    journal = ChallengeJournal(store, clock)
+    acme = dns_issuer(bind, pebble, tmp, journal)
+    name = f"_acme-challenge.moved.{ZONE}"
+    acme._dns_solver().present([(name, "still-here")])
+    journal.record(
+        [
+            Artefact("pebble", "txt", name, "still-here", server="192.0.2.1:53"),  # recorded against another server
+            Artefact("pebble", "txt", "bad..name", "x", server=bind.nameserver),  # dnspython refuses this name
+        ],
+        timedelta(seconds=1),
+    )
+    store.data["pebble|junk"] = {"kind": "txt"}
+    clock.now += timedelta(minutes=1)
+    acme.issue(request(f"after-junk.{ZONE}"))  # the order is not disturbed by any of it
+    assert txt(bind, name) == ["still-here"]  # a delete at this server would have "succeeded" and left it there
+    entries = store.all()
+    assert "pebble|junk" not in entries  # malformed: dropped
+    assert sorted(e["attempts"] for e in entries.values()) == [1, 1]  # counted, kept for later passes
+    acme._dns_solver().cleanup([(name, "still-here")])
+
+
+def test_a_live_pass_sweeps_before_it_renews(tmp_path: Path) -> None:
+    """Leftovers go on the next pass, not only on the issuer's next order (weeks later)."""
+    from rotator.config import Config
+    from rotator.runner import live_pass
+
+    with FakeCluster(rbac_manifests=kube.deploy_rbac()) as cluster:
+        api = kube.api(cluster.kubeconfig(tmp_path / "kc"))
+        config = Config.model_validate(
+            {
+                "issuers": {
+                    "le": {
+                        "type": "acme",
+                        "directory": "https://acme.invalid/dir",
+                        "terms_agreed": True,
+                        "solver": "http01",
+                        "http01": {"service_host": "rotator.rotator.svc.cluster.local"},
+                    }
+                }
+            }
+        )
+        from rotator.issuers.http01 import challenge_route
+
+        cluster.add(
+            challenge_route("gone.example.com", ["istio-system/gw"], "rotator", "svc", 8089, "rotator-acme-x-1")
+        )
+        journal = ChallengeJournal(ConfigMapState(api, "rotator", "rotator-state", "challenges.json"), Clock())
+        journal.record([Artefact("le", "route", "rotator-acme-x-1", "gone.example.com", "rotator")], timedelta(0))
+        live_pass(api, config, Clock(), dry_run=False)  # nothing is due; the sweep runs anyway
         assert cluster.list("networking.istio.io/v1", "VirtualService", "rotator") == []
         assert journal.store.all() == {}
         assert cluster.denied() == []

@@ -144,3 +144,60 @@ def test_acme_issuer_config_used_here_is_valid() -> None:
         ACMEIssuerConfig.model_validate(cfg.model_copy(update={"terms_agreed": False}).model_dump()).terms_agreed
         is False
     )
+
+
+def test_a_health_check_that_raises_is_a_finding_and_the_pass_goes_on(cluster: Any, tmp_path: Path) -> None:
+    """A CA Secret rotator may not read (403) must not fail the pass after renewals."""
+    fake, kc, _ca = cluster
+    cfg = config_file(
+        tmp_path,
+        issuers={
+            "internal": {"type": "ca", "secret": "rotator/internal-ca", "validity": "720h"},
+            "elsewhere": {"type": "ca", "secret": "kube-system/other-ca"},  # outside rotator's RBAC
+        },
+        rules=[
+            {"issuer": "internal", "hosts": ["*.example.com"]},
+            {"issuer": "elsewhere", "hosts": ["*.example.org"]},
+        ],
+    )
+    kube.seed_object(fake, f.gateway("gw2", [f.server(["b.example.org"], "b-tls")]))
+    crt, key, _ = CA().leaf(["b.example.org"], days_left=60)
+    kube.seed_object(fake, f.secret("b-tls", data={"tls.crt": crt, "tls.key": key}))
+    code, doc = run("--kubeconfig", str(kc), "--config", str(cfg))
+    found = [x for x in doc["findings"] if x["code"] == "issuer-unavailable"]
+    assert any("issuer elsewhere: health check failed: ApiError" in x["message"] for x in found), found
+    assert code == 2 and len(doc["credentials"]) == 2  # reported, not "cannot read the cluster"
+    assert fake.denied()  # the 403 really happened
+
+
+def test_offline_preflight_says_a_secret_kept_ca_cannot_be_checked(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    cfg = tmp_path / "rotator.yaml"
+    cfg.write_text(
+        json.dumps(
+            {
+                "issuers": {"internal-ca": {"type": "ca", "secret": "istio-system/internal-ca"}},
+                "rules": [{"issuer": "internal-ca"}],
+            }
+        )
+    )
+    out = io.StringIO()
+    args = [
+        "check",
+        "--dry-run",
+        "--preflight",
+        "-f",
+        str(root / "examples"),
+        "--config",
+        str(cfg),
+        "--at",
+        "2026-12-01",
+    ]
+    main([*args, "-o", "json", "--log-level", "error"], stdout=out)
+    issuer = [x for x in json.loads(out.getvalue())["findings"] if x["code"].startswith("issuer-")]
+    assert issuer and all(x["severity"] == "info" and "not checkable offline" in x["message"] for x in issuer)
+
+
+def test_preflight_without_dry_run_is_refused(capsys: Any) -> None:
+    assert main(["check", "--preflight"]) == 3
+    assert "--preflight goes with --dry-run" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import fnmatch
 import hashlib
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,7 +42,7 @@ from rotator.config import ACMEIssuerConfig
 from rotator.issuers.base import Issued, IssueRequest, IssuerError
 from rotator.issuers.dns01 import Record, RFC2136Solver, split_hostport
 from rotator.issuers.http01 import ClusterRoutes, HTTP01Responder
-from rotator.issuers.journal import GIVE_UP_AFTER, Artefact, ChallengeJournal
+from rotator.issuers.journal import Artefact, ChallengeJournal, give_up
 from rotator.logs import get_logger
 from rotator.model import Finding
 from rotator.timeutil import parse_duration
@@ -148,6 +149,7 @@ class ACMEIssuer:
         self.poll = poll
         self.journal = journal
         self._last_sweep: float | None = None
+        self._lock_sweep = threading.Lock()
         self.timeout = parse_duration(cfg.timeout).total_seconds()
         self._client: client.ClientV2 | None = None
         self._lock = threading.Lock()
@@ -250,7 +252,7 @@ class ACMEIssuer:
 
     def _issue(self, request: IssueRequest) -> Issued:
         acme = self._connect()
-        self._sweep()
+        self.sweep()
         key = pki.new_key(request.key_algorithm)
         csr = make_csr(key, request.sans)
         deadline = self.monotonic() + self.timeout
@@ -316,7 +318,9 @@ class ACMEIssuer:
             chosen.append((authz, challb))
         solver = self._dns_solver() if ctype is challenges.DNS01 else None
         routes_api = self._routes()
-        planned: list[str] = []  # hosts that get a temporary challenge route
+        server = self.cfg.dns01.nameserver if self.cfg.dns01 is not None else ""
+        planned: dict[str, str] = {}  # host -> this order's route name
+        recorded = False
         try:
             for authz, challb in chosen:
                 domain = authz.body.identifier.value
@@ -330,14 +334,17 @@ class ACMEIssuer:
                     self.responder.add(challb.chall.encode("token"), validation)
                     tokens.append(challb.chall.encode("token"))
                     if routes_api is not None and request.gateways and domain not in planned:
-                        planned.append(domain)
-            txt = [Artefact(self.name, "txt", fqdn, value) for fqdn, value in records]
-            route_artefacts = [Artefact(self.name, "route", host) for host in planned]
-            self._record([*txt, *route_artefacts])  # written down before anything exists
-            for host in planned:
+                        planned[domain] = routes_api.name_for(domain)
+            assert routes_api is not None or not planned
+            namespace = routes_api.namespace if routes_api is not None else ""
+            artefacts = [Artefact(self.name, "txt", fqdn, value, server=server) for fqdn, value in records]
+            artefacts += [Artefact(self.name, "route", name, host, namespace) for host, name in planned.items()]
+            self._record(artefacts)  # written down before anything exists
+            recorded = True
+            for host, name in planned.items():
                 assert routes_api is not None
-                routes.append(host)  # before add: a half-made route is removed too
-                routes_api.add(host, list(request.gateways))
+                routes.append(name)  # before add: a half-made route is removed too
+                routes_api.add(host, list(request.gateways), name)
             if solver is not None and records:
                 solver.present(records)
                 solver.wait(records)
@@ -345,82 +352,111 @@ class ACMEIssuer:
                 self._answer(acme, challb)
             yield [a for a, _ in chosen]
         finally:
-            removed: list[Artefact] = []
-            if solver is not None and records:
+            removed: list[str] = []
+            if solver is not None and records and recorded:
                 try:
                     solver.cleanup(records)  # by value: harmless for values never added
-                    removed += [Artefact(self.name, "txt", fqdn, value) for fqdn, value in records]
+                    removed += [Artefact(self.name, "txt", f, v, server=server).key for f, v in records]
                 except IssuerError as exc:
                     self.log.warning("TXT cleanup failed; a later pass retries", error=str(exc))
             for t in tokens:
                 assert self.responder is not None
                 self.responder.remove(t)
-            for host in routes:
+            by_name = {name: host for host, name in planned.items()}
+            for name in routes:
                 try:
                     assert routes_api is not None
-                    routes_api.remove(host)
-                    removed.append(Artefact(self.name, "route", host))
+                    routes_api.remove(name)
+                    removed.append(Artefact(self.name, "route", name, by_name[name], routes_api.namespace).key)
                 except Exception as exc:
-                    self.log.warning("challenge route not removed; a later pass retries", host=host, error=str(exc))
+                    self.log.warning("challenge route not removed; a later pass retries", route=name, error=str(exc))
             self._strike(removed)
+
+    def _lifetime(self) -> timedelta:
+        """How long an order may use its artefacts: its own timeout, the DNS propagation
+        wait (counted separately) and a margin for slow networks, twice over."""
+        propagation = parse_duration(self.cfg.dns01.propagation_timeout) if self.cfg.dns01 else timedelta(0)
+        return 2 * (timedelta(seconds=self.timeout) + propagation) + timedelta(minutes=1)
 
     def _record(self, artefacts: list[Artefact]) -> None:
         if self.journal is None or not artefacts:
             return
         try:
-            self.journal.record(artefacts)
+            self.journal.record(artefacts, self._lifetime())
         except Exception as exc:
             # Unrecorded artefacts would outlive a killed pod unnoticed: no order without it.
             raise IssuerError(f"cannot record the challenge in rotator's state: {exc}") from exc
 
-    def _strike(self, artefacts: list[Artefact]) -> None:
-        if self.journal is None or not artefacts:
+    def _strike(self, keys: list[str]) -> None:
+        if self.journal is None or not keys:
             return
         try:
-            self.journal.strike(artefacts)
+            self.journal.strike(keys)
         except Exception as exc:
             self.log.warning("challenge journal not updated; a later pass sweeps", error=str(exc))
 
-    def _sweep(self) -> None:
-        """Remove what an order that died put into DNS or the cluster. Only artefacts older
-        than any order can live are touched, so concurrent orders are safe; never fails
-        the order that triggered it."""
+    def sweep(self) -> None:
+        """Remove what an order that died put into DNS or the cluster: only artefacts past
+        the lifetime their order recorded, each unique to its order, so live orders are
+        never touched. At most once per order timeout; never raises."""
         if self.journal is None:
             return
-        now = self.monotonic()
-        if self._last_sweep is not None and now - self._last_sweep < self.timeout:
-            return
-        self._last_sweep = now
+        with self._lock_sweep:
+            now = self.monotonic()
+            if self._last_sweep is not None and now - self._last_sweep < self.timeout:
+                return
+            self._last_sweep = now
         try:
-            leftovers = self.journal.stale(self.name, timedelta(seconds=2 * self.timeout + 60))
+            self._sweep()
         except Exception as exc:
-            self.log.warning("challenge journal unreadable; sweep skipped", error=str(exc))
-            return
+            self.log.warning("challenge sweep failed; the next pass retries", issuer=self.name, error=str(exc))
+
+    def _sweep(self) -> None:
+        assert self.journal is not None
+        leftovers = self.journal.stale(self.name)
         if not leftovers:
             return
-        done: list[Artefact] = []
-        txt = [a for a, _ in leftovers if a.kind == "txt"]
-        if txt:
+        done: list[str] = []
+        failed: list[str] = []
+        solver: RFC2136Solver | None = None
+        current_server = self.cfg.dns01.nameserver if self.cfg.dns01 is not None else None
+        for item in leftovers:
+            a = item.artefact
+            if a is None:
+                self.log.warning("dropping a malformed challenge journal entry", key=item.key[:200])
+                done.append(item.key)
+                continue
             try:
-                self._dns_solver().cleanup([(a.name, a.value) for a in txt])
-                done += txt
-            except IssuerError as exc:
-                self.log.warning("leftover TXT records not removed", issuer=self.name, error=str(exc))
-        routes_api = self._routes()
-        for artefact, _at in leftovers:
-            if artefact.kind == "route" and routes_api is not None:
-                try:
-                    routes_api.remove(artefact.name)
-                    done.append(artefact)
-                except Exception as exc:
-                    self.log.warning("leftover challenge route not removed", host=artefact.name, error=str(exc))
-        oldest = self.clock() - GIVE_UP_AFTER
-        given_up = [a for a, at in leftovers if a not in done and at < oldest]
-        for artefact in given_up:
-            self.log.warning("giving up on a leftover challenge artefact", kind=artefact.kind, name=artefact.name)
+                if a.kind == "txt":
+                    if a.server != current_server:
+                        # A delete sent elsewhere would "succeed" and leave the record.
+                        raise IssuerError(f"the record is on {a.server or 'an unknown server'}, not {current_server}")
+                    solver = solver or self._dns_solver()
+                    solver.cleanup([(a.name, a.value)])
+                elif a.kind == "route" and self.api is not None:
+                    ClusterRoutes(self.api, a.namespace, "", 0).remove(a.name)
+                else:
+                    raise IssuerError(f"no way to remove a {a.kind!r} artefact here")
+                done.append(item.key)
+            except Exception as exc:
+                if give_up(item, self.clock()):
+                    self.log.warning(
+                        "giving up on a leftover challenge artefact; remove it by hand",
+                        kind=a.kind,
+                        name=a.name,
+                        error=str(exc),
+                    )
+                    done.append(item.key)
+                else:
+                    self.log.warning(
+                        "leftover challenge artefact not removed", kind=a.kind, name=a.name, error=str(exc)
+                    )
+                    failed.append(item.key)
         if done:
             self.log.info("removed leftovers of an interrupted order", issuer=self.name, count=len(done))
-        self._strike(done + given_up)
+        self._strike(done)
+        if failed:
+            self.journal.failed(failed)
 
     def _answer(self, acme: client.ClientV2, challb: messages.ChallengeBody) -> None:
         self._with_nonce_retry(lambda: acme.answer_challenge(challb, challb.response(acme.net.key)))
@@ -525,9 +561,7 @@ class ACMEIssuer:
             problems.append("terms_agreed is false: the CA's terms of service must be accepted")
         verify: Any = self.cfg.ca_bundle or True
         try:
-            response = requests.get(self.cfg.directory, timeout=10, verify=verify, headers={"User-Agent": USER_AGENT})
-            response.raise_for_status()
-            directory = response.json()
+            directory = _fetch_json(self.cfg.directory, verify, self.monotonic)
             if not isinstance(directory, dict) or "newOrder" not in directory:
                 raise ValueError("not an ACME directory (no newOrder)")
         except (requests.RequestException, ValueError) as exc:
@@ -579,6 +613,22 @@ class ACMEIssuer:
             self.log.info("no renewal info", issuer=self.name, error=f"{type(exc).__name__}: {exc}")
             return None
         return info.suggested_window.start, info.suggested_window.end
+
+
+def _fetch_json(url: str, verify: Any, monotonic: Callable[[], float], limit: float = 15.0) -> Any:
+    """GET a small JSON document within ``limit`` seconds in all: a server that trickles
+    its answer must not hold a pass (requests' timeout is per read, not per request)."""
+    deadline = monotonic() + limit
+    with requests.get(url, timeout=(5, 10), verify=verify, headers={"User-Agent": USER_AGENT}, stream=True) as r:
+        r.raise_for_status()
+        body = b""
+        for chunk in r.iter_content(8192):
+            body += chunk
+            if len(body) > 1_000_000:
+                raise ValueError("answer larger than 1 MB")
+            if monotonic() > deadline:
+                raise ValueError(f"no complete answer within {limit:.0f} s")
+    return json.loads(body)
 
 
 def _identifiers(csr_pem: bytes) -> list[messages.Identifier]:

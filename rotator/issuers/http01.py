@@ -13,11 +13,13 @@ use DNS-01 (docs/issuers.md).
 from __future__ import annotations
 
 import hashlib
+import secrets
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from rotator.cluster.api import ApiError, KubeAPI, ResourceType
+from rotator.issuers.base import IssuerError
 
 PREFIX = "/.well-known/acme-challenge/"
 VIRTUAL_SERVICES = ResourceType("networking.istio.io", "v1", "virtualservices", "VirtualService")
@@ -52,47 +54,63 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class HTTP01Responder:
+    """Binds its port only when an order needs it: building issuers (a dry run's
+    preflight, a daemon's start) must not take a port or fail because it is taken."""
+
     def __init__(self, listen: str) -> None:
         host, _, port = listen.rpartition(":")
-        self.server = _Server((host or "0.0.0.0", int(port)), _Handler)
-        self.server.tokens = {}
-        self._thread = threading.Thread(target=self.server.serve_forever, name="http01", daemon=True)
+        self.address = (host or "0.0.0.0", int(port))
+        self.tokens: dict[str, str] = {}
+        self.server: _Server | None = None
+        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     @property
     def port(self) -> int:
-        return int(self.server.server_address[1])
+        return int(self.server.server_address[1]) if self.server is not None else self.address[1]
 
     def start(self) -> None:
         with self._lock:
-            if not self._thread.is_alive():
+            if self.server is None:
+                try:
+                    self.server = _Server(self.address, _Handler)
+                except OSError as exc:
+                    where = f"{self.address[0]}:{self.address[1]}"
+                    raise IssuerError(f"HTTP-01 responder cannot listen on {where}: {exc}") from exc
+                self.server.tokens = self.tokens
+                self._thread = threading.Thread(target=self.server.serve_forever, name="http01", daemon=True)
                 self._thread.start()
 
     def add(self, token: str, key_authorization: str) -> None:
-        self.server.tokens[token] = key_authorization
+        self.tokens[token] = key_authorization
 
     def remove(self, token: str) -> None:
-        self.server.tokens.pop(token, None)
+        self.tokens.pop(token, None)
 
     def close(self) -> None:
-        if self._thread.is_alive():  # shutdown() waits for serve_forever, which may never have started
-            self.server.shutdown()
-        self.server.server_close()
+        with self._lock:
+            if self.server is not None:
+                self.server.shutdown()
+                self.server.server_close()
+                self.server = None
 
 
-def route_name(host: str) -> str:
-    return "rotator-acme-" + hashlib.sha256(host.encode()).hexdigest()[:16]
+def route_name(host: str, nonce: str = "") -> str:
+    """Per host, and with a nonce per order: a sweep of a dead order's route can then
+    never delete a live order's route for the same host."""
+    base = "rotator-acme-" + hashlib.sha256(host.encode()).hexdigest()[:16]
+    return f"{base}-{nonce}" if nonce else base
 
 
 def challenge_route(
-    host: str, gateways: list[str], namespace: str, service_host: str, service_port: int
+    host: str, gateways: list[str], namespace: str, service_host: str, service_port: int, name: str | None = None
 ) -> dict[str, Any]:
     """A VirtualService sending only the challenge path for ``host`` on those Gateways to rotator."""
     return {
         "apiVersion": "networking.istio.io/v1",
         "kind": "VirtualService",
         "metadata": {
-            "name": route_name(host),
+            "name": name or route_name(host),
             "namespace": namespace,
             "labels": {"app.kubernetes.io/managed-by": "rotator"},
         },
@@ -118,17 +136,20 @@ class ClusterRoutes:
         self.service_host = service_host
         self.service_port = service_port
 
-    def add(self, host: str, gateways: list[str]) -> None:
-        body = challenge_route(host, gateways, self.namespace, self.service_host, self.service_port)
+    def name_for(self, host: str) -> str:
+        return route_name(host, secrets.token_hex(3))
+
+    def add(self, host: str, gateways: list[str], name: str) -> None:
+        body = challenge_route(host, gateways, self.namespace, self.service_host, self.service_port, name)
         try:
             self.api.create(VIRTUAL_SERVICES, self.namespace, body)
         except ApiError as exc:
             if exc.status != 409:
                 raise
-            # A leftover from a pass that died mid-way: replace it (create/delete is all
-            # the RBAC rotator needs for these).
-            self.api.delete(VIRTUAL_SERVICES, self.namespace, body["metadata"]["name"])
+            # Only a retry of this very order can have made this name: replace it (create
+            # and delete are all the RBAC rotator needs for these).
+            self.api.delete(VIRTUAL_SERVICES, self.namespace, name)
             self.api.create(VIRTUAL_SERVICES, self.namespace, body)
 
-    def remove(self, host: str) -> None:
-        self.api.delete(VIRTUAL_SERVICES, self.namespace, route_name(host))
+    def remove(self, name: str, namespace: str | None = None) -> None:
+        self.api.delete(VIRTUAL_SERVICES, namespace or self.namespace, name)
