@@ -289,7 +289,10 @@ class WebhookConfig(_Strict):
     name: str = Field(
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40, description="Names the webhook in logs and state."
     )
-    url: str = Field(pattern=r"^https?://", description="Where events are POSTed.")
+    url: str = Field(pattern=r"^https?://", description="Where events are POSTed (https unless `allow_http`).")
+    allow_http: bool = Field(
+        default=False, description="Allow an http:// URL: the token and signature then travel in clear."
+    )
     secret: SecretKeyRef | None = Field(
         default=None, description="HMAC-SHA256 key: requests carry `X-Rotator-Signature-256: sha256=<hex>` of the body."
     )
@@ -307,6 +310,12 @@ class WebhookConfig(_Strict):
     attempts: int = Field(default=4, ge=1, le=10, description="Tries per event on 429, 5xx and network errors.")
 
     check = field_validator("critical_window", "timeout")(_check_duration)
+
+    @model_validator(mode="after")
+    def _https(self) -> WebhookConfig:
+        if self.url.startswith("http://") and not self.allow_http:
+            raise ValueError(f"webhook {self.name}: {self.url} is plain http; use https, or set allow_http: true")
+        return self
 
 
 class LoggingConfig(_Strict):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -29,6 +30,15 @@ def _retry_after(exc: urllib.error.HTTPError) -> float | None:
         return None  # an HTTP date: the policy's own backoff is close enough
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib would re-send a redirected POST as a bodiless GET to any host, with our
+    Authorization and signature headers: a lost alert counted as delivered, and
+    credentials handed to whoever answered. A 3xx is a failed delivery instead."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 class JSONPoster:
     def __init__(
         self,
@@ -40,6 +50,7 @@ class JSONPoster:
         accepted: Callable[[int], bool] = lambda status: 200 <= status < 300,
         headers: Callable[[bytes], dict[str, str]] | None = None,
         ca_bundle: str | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.service = service
@@ -48,11 +59,14 @@ class JSONPoster:
         self.sleep = sleep
         self.accepted = accepted
         self.headers = headers
-        self.context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else None
-        self.log = get_logger(f"rotator.{service.lower()}")
+        context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else None
+        self.opener = urllib.request.build_opener(_NoRedirect, urllib.request.HTTPSHandler(context=context))
+        self.monotonic = monotonic
+        self.log = get_logger(f"rotator.{service.split()[0].lower()}")
 
-    def post(self, path: str, body: dict[str, Any], kind: str) -> bool:
-        """True once the receiver accepted. Bounded; a 4xx is final and its body logged."""
+    def post(self, path: str, body: dict[str, Any], kind: str, deadline: float | None = None) -> bool:
+        """True once the receiver accepted. Bounded by ``attempts`` and by ``deadline``
+        (monotonic): no retry waits past it. A 4xx (or a redirect) is final and logged."""
         data = json.dumps(body, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", "User-Agent": f"rotator/{__version__}"}
         if self.headers is not None:
@@ -60,11 +74,15 @@ class JSONPoster:
         wait: float | None = None
         for attempt in range(self.retry.attempts):
             if attempt:
-                self.sleep(self.retry.delay(attempt - 1, wait))
+                pause = self.retry.delay(attempt - 1, wait)
+                if deadline is not None and self.monotonic() + pause > deadline:
+                    self.log.error(f"{self.service} event not delivered within this pass's budget", kind=kind)
+                    return False
+                self.sleep(pause)
             wait = None
             req = urllib.request.Request(self.base_url + path, data=data, method="POST", headers=headers)
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout, context=self.context) as resp:
+                with self.opener.open(req, timeout=self.timeout) as resp:
                     if self.accepted(resp.status):
                         return True
                     self.log.warning(f"unexpected {self.service} answer", status=resp.status, kind=kind)

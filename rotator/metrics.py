@@ -100,6 +100,20 @@ class Metrics:
             ["sink", "result"],
             registry=self.registry,
         )
+        # Gauges of the last pass, for alerts: a counter pushed fresh by each CronJob pod,
+        # or born at 1 on its first failure, never shows an increase() to alert on.
+        self.last_pass_renewals = Gauge(
+            "rotator_last_pass_renewals",
+            "Renewal attempts of the last pass by issuer and result.",
+            ["issuer", "result"],
+            registry=self.registry,
+        )
+        self.alert_sink_failures = Gauge(
+            "rotator_alert_sink_failures",
+            "Deliveries that failed (or a sink that was unavailable) in the last pass, per sink.",
+            ["sink"],
+            registry=self.registry,
+        )
         self.pass_duration = Histogram(
             "rotator_pass_duration_seconds",
             "Duration of a check pass.",
@@ -127,8 +141,16 @@ class Metrics:
             self.renewals.labels(o.issuer or "none", o.status).inc()
         for (verb, outcome), n in api_by_result.items():
             self.api_requests.labels(verb, outcome).inc(n)
+        self.last_pass_renewals.clear()
+        for (issuer, status), n in Tally((o.issuer or "none", o.status) for o in result.renewals).items():
+            self.last_pass_renewals.labels(issuer, status).set(n)
+        self.alert_sink_failures.clear()
         for sink, outcome, n in result.notifications:
             self.alert_events.labels(sink, outcome).inc(n)
+            if outcome in ("failed", "unavailable"):
+                self.alert_sink_failures.labels(sink).inc(n)
+            else:
+                self.alert_sink_failures.labels(sink).inc(0)
         self.pass_duration.observe(duration)
         self.last_pass.set(ended)
         self.last_success.set(ended)

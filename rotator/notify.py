@@ -63,7 +63,8 @@ class AlertNotifier:
         self.client_url = client_url
         self.budget = budget  # seconds per pass: alerting never delays rotations for long
         self.monotonic = monotonic
-        self.log = get_logger(f"rotator.{self.service.lower()}")
+        self.deadline: float | None = None  # of the pass in progress: no retry waits past it
+        self.log = get_logger(f"rotator.{self.service.split()[0].lower()}")
 
     # -- what a sink provides ---------------------------------------------------------
 
@@ -85,12 +86,14 @@ class AlertNotifier:
 
     def notify(self, result: CheckResult) -> dict[str, int]:
         """Send what changed since the sink was last told; never raises."""
-        counts = {"triggered": 0, "resolved": 0, "deferred": 0, "failed": 0, "changes": 0}
+        counts = {"triggered": 0, "resolved": 0, "deferred": 0, "failed": 0, "changes": 0, "unavailable": 0}
         if not self.ready():
+            counts["unavailable"] = 1
             return counts
         try:
             self._notify(result, counts)
-        except Exception as exc:  # alerting must never break a pass
+        except Exception as exc:  # alerting must never break a pass; but it must show
+            counts["failed"] += 1
             self.log.error("alerting failed", error=f"{type(exc).__name__}: {exc}")
         return counts
 
@@ -112,6 +115,7 @@ class AlertNotifier:
         actions = plan_actions(wanted, known, kid)
         done: dict[str, dict[str, Any] | None] = {}
         deadline = self.monotonic() + self.budget
+        self.deadline = deadline
         try:
             for action in actions:
                 if self.monotonic() > deadline or not self.limiter.allow():

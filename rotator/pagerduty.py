@@ -38,10 +38,11 @@ class Transport(JSONPoster):
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = default_sleep,
     ) -> None:
+        retry = retry or RetryPolicy(attempts=4, base=0.5, cap=8.0, retry_after_cap=8.0)  # docs/alerting.md
         super().__init__(base_url, "PagerDuty", timeout, retry, sleep, accepted=lambda status: status == 202)
 
-    def post(self, path: str, body: dict[str, Any], kind: str | None = None) -> bool:
-        return super().post(path, body, kind or str(body.get("event_action", "change")))
+    def post(self, path: str, body: dict[str, Any], kind: str | None = None, deadline: float | None = None) -> bool:
+        return super().post(path, body, kind or str(body.get("event_action", "change")), deadline)
 
 
 class Notifier(AlertNotifier):
@@ -74,7 +75,9 @@ class Notifier(AlertNotifier):
         self.routing_key = routing_key
         base = cfg.url or REGIONS[cfg.region]
         self.transport = transport or Transport(
-            base, parse_duration(cfg.timeout).total_seconds(), RetryPolicy(attempts=cfg.attempts, base=0.5, cap=8.0)
+            base,
+            parse_duration(cfg.timeout).total_seconds(),
+            RetryPolicy(attempts=cfg.attempts, base=0.5, cap=8.0, retry_after_cap=8.0),
         )
 
     def ready(self) -> bool:
@@ -91,7 +94,7 @@ class Notifier(AlertNotifier):
             body = trigger_event(self.routing_key, action.alert, self.clock(), self.cfg.client_url)
         else:
             body = resolve_event(self.routing_key, action.dedup_key)
-        return self.transport.post("/v2/enqueue", body)
+        return self.transport.post("/v2/enqueue", body, deadline=self.deadline)
 
     def after(self, result: CheckResult, deadline: float, counts: dict[str, int]) -> None:
         if not self.cfg.change_events or self.routing_key.startswith("R"):
@@ -100,5 +103,5 @@ class Notifier(AlertNotifier):
             if o.status != "renewed" or self.monotonic() > deadline or not self.limiter.allow():
                 continue
             event = change_event(self.routing_key, o, self.cluster, self.clock())
-            if self.transport.post("/v2/change/enqueue", event):  # best effort: never pages, never fails
+            if self.transport.post("/v2/change/enqueue", event, deadline=deadline):  # best effort: never pages
                 counts["changes"] += 1

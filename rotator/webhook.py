@@ -138,7 +138,7 @@ class WebhookNotifier(AlertNotifier):
             body = trigger_body(action, self.cluster, self.clock())
         else:
             body = resolve_body(action.dedup_key, known.get(action.dedup_key), self.cluster, self.clock())
-        return self.poster.post("", body, action.kind)
+        return self.poster.post("", body, action.kind, self.deadline)
 
     def after(self, result: CheckResult, deadline: float, counts: dict[str, int]) -> None:
         if not self.cfg.rotations:
@@ -146,5 +146,5 @@ class WebhookNotifier(AlertNotifier):
         for o in result.renewals:
             if o.status != "renewed" or self.monotonic() > deadline or not self.limiter.allow():
                 continue
-            if self.poster.post("", rotated_body(o, self.cluster, self.clock()), "rotated"):
+            if self.poster.post("", rotated_body(o, self.cluster, self.clock()), "rotated", deadline):
                 counts["changes"] += 1

@@ -175,7 +175,8 @@ def test_an_invalid_routing_key_turns_alerting_off_without_leaking_it(capsys: An
     with PagerDutyDouble() as pd:
         conf = PagerDutyConfig(routing_key=SecretKeyRef(env="X"), url=pd.url)
         n = Notifier(conf, "not-a-key-secret-value", MemoryState(), "c", lambda: f.NOW)
-        assert n.notify(expired_result()) == {"triggered": 0, "resolved": 0, "deferred": 0, "failed": 0, "changes": 0}
+        counts = n.notify(expired_result())
+        assert counts == {"triggered": 0, "resolved": 0, "deferred": 0, "failed": 0, "changes": 0, "unavailable": 1}
         assert pd.requests == []
     assert "not-a-key-secret-value" not in capsys.readouterr().err
 
@@ -298,7 +299,7 @@ def test_a_new_routing_key_does_not_send_resolves_pagerduty_would_drop(capsys: A
             f.secret("tls-1", leaf=f.make_leaf(["h1.example.com"])),
         )
         counts = moved.notify(result)
-        assert counts == {"triggered": 1, "resolved": 0, "deferred": 0, "failed": 0, "changes": 0}
+        assert counts == {"triggered": 1, "resolved": 0, "deferred": 0, "failed": 0, "changes": 0, "unavailable": 0}
         assert [e["routing_key"] == other_key for e in pd.events] == [False, False, True]
         assert list(state.all()) == ["rotator/prod-eu/Secret/istio-system/tls-0/server"]
     err = capsys.readouterr().err

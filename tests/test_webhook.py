@@ -38,7 +38,7 @@ register_secret(TOKEN.split()[1])
 
 
 def hook(double: WebhookDouble, state: MemoryState, sleeps: list[float] | None = None, **cfg: Any) -> WebhookNotifier:
-    conf = WebhookConfig(name="chat", url=double.url, **cfg)
+    conf = WebhookConfig(name="chat", url=double.url, allow_http=True, **cfg)
     record = sleeps if sleeps is not None else []
     return WebhookNotifier(conf, state, "prod-eu", lambda: f.NOW, SECRET, TOKEN, sleep=record.append)
 
@@ -92,7 +92,7 @@ def test_a_wrong_secret_is_refused_and_nothing_is_recorded_as_sent(capsys: Any) 
     state = MemoryState()
     with WebhookDouble(b"the receiver's real secret", TOKEN) as double:
         counts = hook(double, state).notify(expired_result())
-        assert counts == {"triggered": 0, "resolved": 0, "deferred": 0, "failed": 1, "changes": 0}
+        assert counts == {"triggered": 0, "resolved": 0, "deferred": 0, "failed": 1, "changes": 0, "unavailable": 0}
         assert double.rejected == [(401, "bad signature")] and state.all() == {}  # tried again next pass
     err = capsys.readouterr().err
     assert "webhook chat rejected the event" in err and '"status": 401' in err
@@ -167,6 +167,7 @@ def test_pagerduty_and_a_webhook_across_two_rotator_check_processes_and_one_sink
                             "secret": {"secret": "rotator/chat-hook", "key": "hmac"},
                             "authorization": {"env": "ROTATOR_TEST_HOOK_TOKEN"},
                             "attempts": 1,
+                            "allow_http": True,
                         }
                     ],
                 }
@@ -210,14 +211,130 @@ def test_delivery_outcomes_reach_the_pass_result_and_the_metrics(tmp_path: Path)
         config = Config.model_validate(
             {
                 "pagerduty": {"routing_key": {"env": "ROTATOR_TEST_NO_SUCH_VARIABLE"}},
-                "webhooks": [{"name": "chat", "url": chat.url, "attempts": 1}],  # no secret: the receiver says 401
+                "webhooks": [{"name": "chat", "url": chat.url, "attempts": 1, "allow_http": True}],  # no secret: 401
             }
         )
         api = kube.api(fake.kubeconfig(tmp_path / "kc"))
         result, _ = live_pass(api, config, lambda: f.NOW, dry_run=False)
-        assert result.notifications == (("pagerduty", "unavailable", 1), ("webhook/chat", "failed", 1))
+        failing = tuple(n for n in result.notifications if n[2])
+        assert failing == (("pagerduty", "unavailable", 1), ("webhook/chat", "failed", 1))
+        assert ("webhook/chat", "triggered", 0) in result.notifications  # every outcome has a series from the start
         metrics = Metrics()
         metrics.observe(result, 1.0, 1.0, {})
         text = metrics.render().decode()
         assert 'rotator_alert_events_total{result="failed",sink="webhook/chat"} 1.0' in text
         assert 'rotator_alert_events_total{result="unavailable",sink="pagerduty"} 1.0' in text
+        assert 'rotator_alert_sink_failures{sink="webhook/chat"} 1.0' in text
+        assert 'rotator_alert_sink_failures{sink="pagerduty"} 1.0' in text
+
+
+def test_a_redirect_is_a_failed_delivery_and_credentials_do_not_follow_it() -> None:
+    """urllib would re-send the POST as a bodiless GET to the new place, with the token."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    seen: list[tuple[str, str | None]] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append((self.command, self.headers.get("Authorization")))
+            self.send_response(200)
+            self.end_headers()
+
+        do_POST = do_GET
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    other = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    Thread(target=other.serve_forever, daemon=True).start()
+    state = MemoryState()
+    try:
+        with WebhookDouble(SECRET, TOKEN) as double:
+            redirect_to = f"http://127.0.0.1:{other.server_address[1]}/moved"
+            # the receiver answers 302 with a Location on another server
+            original = double.server.RequestHandlerClass.do_POST  # type: ignore[union-attr]
+
+            def redirect(handler: Any) -> None:
+                handler.send_response(302)
+                handler.send_header("Location", redirect_to)
+                handler.send_header("Content-Length", "0")
+                handler.end_headers()
+
+            double.server.RequestHandlerClass.do_POST = redirect  # type: ignore[union-attr]
+            counts = hook(double, state).notify(expired_result())
+            double.server.RequestHandlerClass.do_POST = original  # type: ignore[union-attr]
+        assert counts["failed"] == 1 and counts["triggered"] == 0 and state.all() == {}  # owed, not lost
+        assert seen == []  # nothing went to the other server
+    finally:
+        other.shutdown()
+        other.server_close()
+
+
+def test_plain_http_needs_consent() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="plain http"):
+        WebhookConfig(name="x", url="http://hooks.example.com/")
+    assert WebhookConfig(name="x", url="http://hooks.internal/", allow_http=True).allow_http
+
+
+def test_a_broken_webhook_never_stops_pagerduty(tmp_path: Path) -> None:
+    """A missing ca_bundle (or any error building the sink) is that sink's problem only."""
+    from rotator.config import Config
+    from rotator.runner import live_pass
+
+    with FakeCluster(rbac_manifests=kube.deploy_rbac()) as fake, PagerDutyDouble() as pd:
+        kube.seed_object(fake, f.ingress())
+        kube.seed_object(fake, f.gateway("gw", [f.server(["app.example.com"], "app-tls")]))
+        kube.seed_object(fake, f.secret("app-tls", leaf=f.make_leaf(["app.example.com"], nb=-400, na=-300)))
+        os.environ["ROTATOR_TEST_PD_KEY_2"] = KEY
+        try:
+            config = Config.model_validate(
+                {
+                    "pagerduty": {"routing_key": {"env": "ROTATOR_TEST_PD_KEY_2"}, "url": pd.url},
+                    "webhooks": [{"name": "chat", "url": "https://hooks.example/", "ca_bundle": str(tmp_path / "no")}],
+                }
+            )
+            result, _ = live_pass(kube.api(fake.kubeconfig(tmp_path / "kc")), config, lambda: f.NOW, dry_run=False)
+        finally:
+            del os.environ["ROTATOR_TEST_PD_KEY_2"]
+        assert len(pd.open) == 1
+        assert ("webhook/chat", "unavailable", 1) in result.notifications
+
+
+def test_retries_never_wait_past_the_passs_budget() -> None:
+    from rotator.delivery import JSONPoster
+    from rotator.retry import RetryPolicy
+
+    now = [0.0]
+    sleeps: list[float] = []
+
+    def sleep(s: float) -> None:
+        sleeps.append(s)
+        now[0] += s
+
+    with WebhookDouble() as double:
+        double.faults = [429, 429, 429]  # each with Retry-After: 2
+        poster = JSONPoster(
+            double.url, "webhook t", 5, RetryPolicy(attempts=4, retry_after_cap=30), sleep, monotonic=lambda: now[0]
+        )
+        assert not poster.post("", {"x": 1}, "trigger", deadline=3.0)  # a second 2 s wait would cross it
+        assert sleeps == [2.0]
+
+
+def test_pagerduty_caps_a_servers_retry_after_at_8_seconds() -> None:
+    from rotator.pagerduty import Transport
+
+    t = Transport("http://127.0.0.1:9")
+    assert t.retry.delay(0, retry_after=60) == 8.0 and t.retry.cap == 8.0
+
+
+def test_a_state_that_cannot_be_written_counts_as_failed_and_does_not_resend_silently() -> None:
+    class Unwritable(MemoryState):
+        def update_all(self, change: Any) -> None:
+            raise OSError("ConfigMap unreachable")
+
+    with WebhookDouble(SECRET, TOKEN) as double:
+        counts = hook(double, Unwritable()).notify(expired_result())
+    assert counts["failed"] >= 1  # delivered but not recorded: shows as a failure, so the metric fires
