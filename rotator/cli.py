@@ -262,9 +262,30 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
             issuers = dict(build_issuers(config, api, utcnow))  # kept: their counters feed --pushgateway
         try:
             # the very pass the daemon runs (read, plan, renew, alert): the two cannot drift apart
-            result, _ = live_pass(
-                api, config, (lambda: now) if args.dry_run else utcnow, args.dry_run, issuers=issuers or None
-            )
+            if args.dry_run:
+                result, _ = live_pass(api, config, lambda: now, True)
+            elif not config.daemon.leader_election:
+                result, _ = live_pass(api, config, utcnow, False, issuers=issuers or None)
+            else:  # the CronJob or an operator: never renew alongside the daemon
+                import os
+                import socket
+
+                from rotator.cluster.leader import one_pass_lease
+                from rotator.timeutil import parse_duration
+
+                lease = config.daemon.lease
+                identity = f"check/{os.environ.get('POD_NAME') or socket.gethostname()}/{os.getpid()}"
+                with one_pass_lease(
+                    api,
+                    lease.namespace,
+                    lease.name,
+                    identity,
+                    utcnow,
+                    lease_duration=parse_duration(lease.duration),
+                    renew_deadline=parse_duration(lease.renew_deadline),
+                    retry_period=parse_duration(lease.retry_period),
+                ) as may_write:
+                    result, _ = live_pass(api, config, utcnow, False, may_write, issuers=issuers or None)
         except ApiError as exc:
             return _error(f"cannot read the cluster: {exc}")
     if args.preflight and args.dry_run:

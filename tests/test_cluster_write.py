@@ -353,6 +353,10 @@ def test_rbac_in_deploy_is_exactly_sufficient(tmp_path: Path) -> None:
         routes.add(HOST, [f"{NS}/gw"], name)
         routes.add(HOST, [f"{NS}/gw"], name)  # a retry of the same order replaces its route
         routes.remove(name)
+        from rotator.cluster.leader import one_pass_lease
+
+        with one_pass_lease(api, "rotator", "rotator-leader", "check/test", lambda: f.NOW) as may_write:
+            assert may_write()  # created, renewed, then released: get/create/update
         assert cluster.denied() == []
         assert cluster.unused_rules() == []
 

@@ -132,9 +132,12 @@ def test_secrets_are_only_reachable_through_namespaced_roles() -> None:
                 assert set(rule["verbs"]) <= {"get", "list"}, "cluster-wide access is read-only"
                 assert "*" not in rule["resources"] and "*" not in rule["verbs"]
     roles = [d for d in docs if d["kind"] == "Role"]
-    own = [d for d in roles if d["metadata"]["namespace"] == "rotator"]
-    assert [r["metadata"]["name"] for r in own] == ["rotator-self"]
-    for rule in own[0]["rules"]:  # its own namespace: state, issuer credentials, HTTP-01 routes
+    own = {d["metadata"]["name"]: d for d in roles if d["metadata"]["namespace"] == "rotator"}
+    assert sorted(own) == ["rotator-leader", "rotator-self"]
+    assert own["rotator-leader"]["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}
+    ]
+    for rule in own["rotator-self"]["rules"]:  # its own namespace: state, issuer credentials, HTTP-01 routes
         if rule["resources"] == ["virtualservices"]:
             assert set(rule["verbs"]) == {"create", "delete"}
             continue

@@ -9,7 +9,8 @@ clock; the loop thread is the only part that sleeps.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -62,6 +63,8 @@ class LeaderElector:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.last_error: ApiError | None = None  # of the last attempt: why it could not tell
+        self.holder = ""  # who holds the Lease, as last seen
         self.log = get_logger("rotator.leader")
 
     def is_leader(self) -> bool:
@@ -81,6 +84,7 @@ class LeaderElector:
     def try_acquire_or_renew(self) -> bool:
         """One attempt: take a free or expired Lease, or renew ours. True while leader."""
         now = self.clock()
+        self.last_error = None
         try:
             lease = self.api.get(LEASES, self.namespace, self.name)
             if lease is None:
@@ -89,6 +93,7 @@ class LeaderElector:
                 return True
             spec = lease.get("spec") or {}
             holder = spec.get("holderIdentity") or ""
+            self.holder = holder
             record = (holder, str(spec.get("renewTime")), str((lease.get("metadata") or {}).get("resourceVersion")))
             if record != self._observed:
                 self._observed, self._observed_at = record, now
@@ -104,6 +109,7 @@ class LeaderElector:
             self._set(now + self.renew_deadline)
             return True
         except ApiError as exc:
+            self.last_error = exc
             if exc.status == 409:
                 # Someone else wrote the Lease: they won this round. Stop writing now rather
                 # than at our deadline.
@@ -167,3 +173,45 @@ class LeaderElector:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+@contextmanager
+def one_pass_lease(
+    api: KubeAPI,
+    namespace: str,
+    name: str,
+    identity: str,
+    clock: Callable[[], datetime],
+    lease_duration: timedelta = timedelta(seconds=15),
+    renew_deadline: timedelta = timedelta(seconds=10),
+    retry_period: timedelta = timedelta(seconds=2),
+) -> Iterator[Callable[[], bool]]:
+    """For a pass outside the daemon (the CronJob, an operator's ``rotator check``): take
+    the daemon's Lease for the length of the pass, so the two never renew the same
+    credential at once. Yields ``may_write``. Held by someone else: the pass plans but
+    does not write. The Lease cannot be read at all (no RBAC for it, an old install): the
+    pass runs uncoordinated, as before, and says so."""
+    elector = LeaderElector(api, namespace, name, identity, clock, lease_duration, renew_deadline, retry_period)
+    log = get_logger("rotator.leader")
+    if elector.try_acquire_or_renew():
+        elector.start()  # keep it renewed while the pass runs
+        try:
+            yield elector.is_leader
+        finally:
+            elector.stop()
+            elector.release()
+        return
+    if elector.last_error is not None and elector.last_error.status != 409:
+        log.warning(
+            "cannot take the Lease; running without coordination",
+            lease=f"{namespace}/{name}",
+            error=str(elector.last_error),
+        )
+        yield lambda: True
+        return
+    log.warning(
+        "another rotator holds the Lease: this pass plans but does not renew",
+        lease=f"{namespace}/{name}",
+        holder=elector.holder,
+    )
+    yield lambda: False
