@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Restore a Secret from the backup rotator wrote before its last rotation (or --to a named "
         "backup). The backup is validated like a new certificate: it must parse, match its key, chain in "
         "order, be valid now and cover the hosts the Gateways serve. The current version is backed up first, "
-        "so a rollback can itself be undone.",
+        "so a rollback can itself be undone. The Secret's copies in other gateway namespaces (same name, same "
+        "Gateway servers) are restored to the same certificate, all validated before any is written, or none is.",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -109,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--to", metavar="BACKUP", help="restore this backup Secret instead of the newest")
     rollback.add_argument("--list", action="store_true", help="list the backups and exit")
     rollback.add_argument("--dry-run", action="store_true", help="validate and say what would be restored")
+    rollback.add_argument(
+        "--this-copy-only",
+        action="store_true",
+        help="restore only the Secret named, not its copies in other gateway namespaces (which then serve "
+        "another certificate)",
+    )
     _cluster(rollback)
     return parser
 
@@ -435,9 +442,46 @@ def _rollback(args: argparse.Namespace, stdout: TextIO) -> int:
     references = [
         r for s in specs if (s.namespace, s.name, s.role) == (namespace, name, "server") for r in s.references
     ]
-    outcome = writer.rollback(namespace, name, references, to=args.to, dry_run=args.dry_run)
-    stdout.write(f"{namespace}/{name}: {outcome.status}: {outcome.message}\n")
-    return 0 if outcome.status == "rolled-back" else 2
+    # Istio reads a classic Gateway's Secret in each gateway namespace, and rotator keeps
+    # those copies on one certificate: a rollback restores them together, or not at all.
+    copies = sorted(
+        {
+            s.namespace
+            for s in specs
+            if (s.name, s.role, s.kind) == (name, "server", "Secret")
+            and s.namespace != namespace
+            and set(s.references) == set(references)
+        }
+    )
+    if args.this_copy_only:
+        copies = []
+    try:
+        first = writer.rollback(namespace, name, references, to=args.to, dry_run=True)
+        if first.status != "rolled-back" or not first.serial:
+            stdout.write(f"{namespace}/{name}: {first.status}: {first.message}\n")
+            return 2
+        plan = [(namespace, first.backup)]
+        for ns in copies:
+            backup = writer.backup_with_serial(ns, name, first.serial)
+            if backup is None:
+                stdout.write(
+                    f"{ns}/{name}: failed: no backup holds serial {first.serial}; nothing was restored "
+                    "(--this-copy-only restores only the Secret named)\n"
+                )
+                return 2
+            check = writer.rollback(ns, name, references, to=backup, dry_run=True)
+            if check.status != "rolled-back":
+                stdout.write(f"{ns}/{name}: {check.status}: {check.message}; nothing was restored\n")
+                return 2
+            plan.append((ns, backup))
+        failed = False
+        for ns, backup in plan:
+            outcome = writer.rollback(ns, name, references, to=backup, dry_run=args.dry_run)
+            stdout.write(f"{ns}/{name}: {outcome.status}: {outcome.message}\n")
+            failed = failed or outcome.status != "rolled-back"
+    except ApiError as exc:
+        return _error(str(exc))
+    return 2 if failed else 0
 
 
 def _progress(paths: list[str]):  # type: ignore[no-untyped-def]

@@ -579,3 +579,55 @@ def test_events_are_rate_limited_per_secret_and_reason(env: Env) -> None:
     assert env.writer.write(NS, NAME, material(), [REF]).status == "rotated"
     reasons = [r.body["reason"] for r in env.cluster.requests if r.api_group == "events.k8s.io"]
     assert reasons == ["RotationFailed", "Rotated"]  # another reason is recorded
+
+
+def test_rollback_restores_every_namespace_copy_to_the_same_certificate_or_none(tmp_path: Path) -> None:
+    """Gateway pods in two namespaces read their own copies; a rollback of one must not
+    leave the other gateway serving a different certificate."""
+    with FakeCluster(rbac_manifests=kube.deploy_rbac(("ingress-b",))) as cluster:
+        kube.seed_object(cluster, f.ingress())
+        kube.seed_object(cluster, f.ingress("ingress-b"))
+        kube.seed_object(cluster, f.gateway("gw", [f.server([HOST], NAME)]))
+        original = f.make_leaf([HOST], nb=-80, na=5)
+        for ns in (NS, "ingress-b"):
+            kube.seed_object(cluster, f.secret(NAME, namespace=ns, leaf=original))
+        kc = str(cluster.kubeconfig(tmp_path / "kc"))
+        api = kube.api(cluster.kubeconfig(tmp_path / "kc2"))
+        writer = SecretWriter(api, lambda: f.NOW)
+        assert [o.status for o in writer.write_copies([(NS, NAME), ("ingress-b", NAME)], material(), [REF])] == [
+            "rotated",
+            "rotated",
+        ]
+
+        def serial(ns: str) -> str:
+            return str((cluster.get("v1", "Secret", ns, NAME) or {})["metadata"]["annotations"].get(ANN_SERIAL, ""))
+
+        def data(ns: str) -> dict[str, Any]:
+            return dict((cluster.get("v1", "Secret", ns, NAME) or {})["data"])
+
+        rotated = serial(NS)
+        assert serial("ingress-b") == rotated
+        out = io.StringIO()
+        with freeze_time(f.NOW):  # the command reads the clock; the certificates are dated around f.NOW
+            assert main(["rollback", f"{NS}/{NAME}", "--kubeconfig", kc, "--log-level", "error"], stdout=out) == 0
+        assert out.getvalue().count("rolled-back") == 2, out.getvalue()
+        for ns in (NS, "ingress-b"):
+            assert base64.b64decode(data(ns)["tls.crt"]) == original.cert_pem()
+
+        # A copy with no backup of the chosen certificate: nothing is restored anywhere.
+        writer.write_copies([(NS, NAME), ("ingress-b", NAME)], material(), [REF])
+        for b in writer.backups("ingress-b", NAME):
+            cluster.remove("v1", "Secret", "ingress-b", b["metadata"]["name"])
+        before = {ns: data(ns) for ns in (NS, "ingress-b")}
+        out = io.StringIO()
+        with freeze_time(f.NOW):
+            assert main(["rollback", f"{NS}/{NAME}", "--kubeconfig", kc, "--log-level", "error"], stdout=out) == 2
+        assert "ingress-b" in out.getvalue() and "nothing was restored" in out.getvalue()
+        assert {ns: data(ns) for ns in (NS, "ingress-b")} == before
+
+        out = io.StringIO()
+        args = ["rollback", f"{NS}/{NAME}", "--this-copy-only", "--kubeconfig", kc, "--log-level", "error"]
+        with freeze_time(f.NOW):
+            assert main(args, stdout=out) == 0
+        assert data(NS) != before[NS] and data("ingress-b") == before["ingress-b"]
+        assert cluster.denied() == []

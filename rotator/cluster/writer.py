@@ -459,6 +459,11 @@ class SecretWriter:
             out.append(self.write(ns, name, material, references, still_needed, version, sibling))
         return out
 
+    def backup_with_serial(self, namespace: str, name: str, serial: str) -> str | None:
+        """The newest backup of this Secret holding that certificate: how a copy in another
+        gateway namespace is rolled back to the same certificate as the one named."""
+        return next((b["metadata"]["name"] for b in self.backups(namespace, name) if _serial_in(b) == serial), None)
+
     def rollback(
         self,
         namespace: str,
