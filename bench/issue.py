@@ -40,7 +40,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rotator.config import ACMEIssuerConfig, DNS01Config, SecretKeyRef  # noqa: E402
 from rotator.issuers.acme_issuer import ACMEIssuer  # noqa: E402
 from rotator.issuers.base import IssueRequest  # noqa: E402
 from tests import acmeenv  # noqa: E402
@@ -50,22 +49,7 @@ PEER_TIMEOUT = 180  # seconds for one peer invocation; a hung peer is reported, 
 
 
 def rotator_issuer(bind: acmeenv.Bind, pebble: acmeenv.Pebble, tmp: Path) -> ACMEIssuer:
-    (tmp / "tsig").write_text(bind.tsig_secret)
-    cfg = ACMEIssuerConfig(
-        type="acme",
-        directory=pebble.directory,
-        terms_agreed=True,
-        ca_bundle=str(pebble.ca_file),
-        account_key_file=str(tmp / "rotator-account.key"),
-        solver="dns01",
-        timeout="120s",
-        dns01=DNS01Config(
-            nameserver=bind.nameserver,
-            zone=ZONE,
-            tsig_key_name=acmeenv.TSIG_NAME,
-            tsig_secret=SecretKeyRef(file=str(tmp / "tsig")),
-        ),
-    )
+    cfg = acmeenv.issuer_config(bind, pebble, tmp, account_key_file=str(tmp / "rotator-account.key"), timeout="120s")
     return ACMEIssuer.from_config("bench", cfg, None, lambda: datetime.now(UTC))
 
 
@@ -237,6 +221,8 @@ def main() -> None:
     ap.add_argument("--certs", type=int, default=50, help="certificates for rotator (each mode)")
     ap.add_argument("--peer-certs", type=int, default=5, help="certificates for lego and certbot each")
     args = ap.parse_args()
+    if args.certs < 1 or args.peer_certs < 1:
+        ap.error("--certs and --peer-certs need at least 1 (a mean of nothing is no figure)")
     r = run(args.certs, args.peer_certs)
     rows = [
         ("rotator, sequential", r["rotator_sequential_seconds_per_cert"]),

@@ -21,8 +21,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from rotator import pki
+from rotator.config import ACMEIssuerConfig, DNS01Config, HTTP01Config, SecretKeyRef
 
 ZONE = "acme.test"
 TSIG_NAME = "rotator-key"
@@ -218,3 +220,35 @@ def pebble(
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def issuer_config(
+    bind: Bind, pebble: Pebble, tmp: Path, solver: str = "dns01", *, cluster_routes: bool = False, **extra: Any
+) -> ACMEIssuerConfig:
+    """An ACME issuer on this pebble: DNS-01 through this BIND with the TSIG key in a file,
+    or HTTP-01 on pebble's HTTP port (with ``cluster_routes``, through a temporary
+    VirtualService to rotator's Service). ``extra`` overrides any field."""
+    secret_file = tmp / "tsig.secret"
+    secret_file.write_text(bind.tsig_secret)
+    http01 = {"listen": f"127.0.0.1:{pebble.http_port}"}
+    if cluster_routes:
+        http01 |= {"service_host": "rotator.rotator.svc.cluster.local", "service_port": 8089}
+    fields: dict[str, Any] = {
+        "type": "acme",
+        "directory": pebble.directory,
+        "terms_agreed": True,
+        "email": "ops@acme.test",
+        "ca_bundle": str(pebble.ca_file),
+        "account_key_file": str(tmp / f"account-{os.urandom(4).hex()}.key"),
+        "solver": solver,
+        "dns01": DNS01Config(
+            nameserver=bind.nameserver,
+            zone=ZONE,
+            tsig_key_name=TSIG_NAME,
+            tsig_secret=SecretKeyRef(file=str(secret_file)),
+            propagation_timeout="10s",
+        ),
+        "http01": HTTP01Config(**http01) if solver == "http01" else None,
+        "timeout": "60s",
+    }
+    return ACMEIssuerConfig(**{**fields, **extra})

@@ -19,7 +19,7 @@ from cryptography.x509 import DNSName
 from cryptography.x509.verification import PolicyBuilder, Store
 
 from rotator import certs
-from rotator.config import ACMEIssuerConfig, DNS01Config, HTTP01Config, SecretKeyRef
+from rotator.config import SecretKeyRef
 from rotator.issuers import dns01 as dns01_module
 from rotator.issuers.acme_issuer import ACMEIssuer, account_key_store, ari_due, offers
 from rotator.issuers.base import IssueRequest, IssuerError
@@ -37,27 +37,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[acmeenv.Bind
 
 
 def issuer(bind: acmeenv.Bind, pebble: acmeenv.Pebble, tmp: Path, solver: str = "dns01", **extra: object) -> ACMEIssuer:
-    secret_file = tmp / "tsig.secret"
-    secret_file.write_text(bind.tsig_secret)
-    cfg = ACMEIssuerConfig(
-        type="acme",
-        directory=pebble.directory,
-        terms_agreed=True,
-        email="ops@acme.test",
-        ca_bundle=str(pebble.ca_file),
-        account_key_file=str(tmp / f"account-{os.urandom(4).hex()}.key"),
-        solver=solver,  # type: ignore[arg-type]
-        dns01=DNS01Config(
-            nameserver=bind.nameserver,
-            zone=ZONE,
-            tsig_key_name=acmeenv.TSIG_NAME,
-            tsig_secret=SecretKeyRef(file=str(secret_file)),
-            propagation_timeout="10s",
-        ),
-        http01=HTTP01Config(listen=f"127.0.0.1:{pebble.http_port}") if solver == "http01" else None,
-        timeout="60s",
-        **extra,  # type: ignore[arg-type]
-    )
+    cfg = acmeenv.issuer_config(bind, pebble, tmp, solver, **extra)
     return ACMEIssuer.from_config("pebble", cfg, None, lambda: datetime.now(UTC))
 
 
@@ -265,18 +245,7 @@ def test_http01_in_a_cluster_routes_the_challenge_with_a_temporary_virtualservic
         FakeCluster(rbac_manifests=kube.deploy_rbac()) as cluster,
     ):
         api = kube.api(cluster.kubeconfig(tmp_path / "kc"))
-        cfg = ACMEIssuerConfig(
-            type="acme",
-            directory=p.directory,
-            terms_agreed=True,
-            ca_bundle=str(p.ca_file),
-            account_key_file=str(tmp_path / "acct.key"),
-            solver="http01",
-            timeout="60s",
-            http01=HTTP01Config(
-                listen=f"127.0.0.1:{p.http_port}", service_host="rotator.rotator.svc.cluster.local", service_port=8089
-            ),
-        )
+        cfg = acmeenv.issuer_config(bind, p, tmp_path, "http01", cluster_routes=True)
         acme = ACMEIssuer.from_config("pebble", cfg, api, lambda: datetime.now(UTC))
         seen: list[dict[str, object]] = []
         real_answer = acme._answer

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from rotator.config import ACMEIssuerConfig, DNS01Config, HTTP01Config, SecretKeyRef
 from rotator.issuers.acme_issuer import ACMEIssuer
 from rotator.issuers.base import IssueRequest, IssuerError
 from rotator.issuers.journal import Artefact, ChallengeJournal, Leftover, give_up, stale
@@ -100,22 +99,7 @@ class Clock:
 
 
 def dns_issuer(bind: acmeenv.Bind, pebble: acmeenv.Pebble, tmp: Path, journal: ChallengeJournal) -> ACMEIssuer:
-    (tmp / "tsig").write_text(bind.tsig_secret)
-    cfg = ACMEIssuerConfig(
-        type="acme",
-        directory=pebble.directory,
-        terms_agreed=True,
-        ca_bundle=str(pebble.ca_file),
-        account_key_file=str(tmp / "acct.key"),
-        dns01=DNS01Config(
-            nameserver=bind.nameserver,
-            zone=ZONE,
-            tsig_key_name=acmeenv.TSIG_NAME,
-            tsig_secret=SecretKeyRef(file=str(tmp / "tsig")),
-            propagation_timeout="10s",
-        ),
-        timeout="60s",
-    )
+    cfg = acmeenv.issuer_config(bind, pebble, tmp, account_key_file=str(tmp / "acct.key"))
     return ACMEIssuer.from_config("pebble", cfg, None, journal.clock, journal)
 
 
@@ -196,18 +180,7 @@ def test_a_challenge_route_left_by_a_killed_pod_is_deleted(tmp_path: Path) -> No
     ):
         api = kube.api(cluster.kubeconfig(tmp_path / "kc"))
         journal = ChallengeJournal(ConfigMapState(api, "rotator", "rotator-state", "challenges.json"), clock)
-        cfg = ACMEIssuerConfig(
-            type="acme",
-            directory=p.directory,
-            terms_agreed=True,
-            ca_bundle=str(p.ca_file),
-            account_key_file=str(tmp_path / "acct.key"),
-            solver="http01",
-            timeout="60s",
-            http01=HTTP01Config(
-                listen=f"127.0.0.1:{p.http_port}", service_host="rotator.rotator.svc.cluster.local", service_port=8089
-            ),
-        )
+        cfg = acmeenv.issuer_config(bind, p, tmp_path, "http01", cluster_routes=True)
         dead = ACMEIssuer.from_config("pebble", cfg, api, clock, journal)
         # The pod dies after creating the route: nothing after _answer runs.
         dead._answer = lambda client, challb: (_ for _ in ()).throw(SystemExit("SIGKILL"))  # type: ignore[method-assign]
