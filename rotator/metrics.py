@@ -144,13 +144,13 @@ class Metrics:
         self.last_pass_renewals.clear()
         for (issuer, status), n in Tally((o.issuer or "none", o.status) for o in result.renewals).items():
             self.last_pass_renewals.labels(issuer, status).set(n)
-        self.alert_sink_failures.clear()
+        failures: Tally[str] = Tally()
         for sink, outcome, n in result.notifications:
             self.alert_events.labels(sink, outcome).inc(n)
-            if outcome in ("failed", "unavailable"):
-                self.alert_sink_failures.labels(sink).inc(n)
-            else:
-                self.alert_sink_failures.labels(sink).inc(0)
+            failures[sink] += n if outcome in ("failed", "unavailable") else 0
+        self.alert_sink_failures.clear()
+        for sink, n in failures.items():
+            self.alert_sink_failures.labels(sink).set(n)
         self.pass_duration.observe(duration)
         self.last_pass.set(ended)
         self.last_success.set(ended)

@@ -11,14 +11,14 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from rotator.alerting import Action, Alert, desired, not_served_alerts, plan_actions
 from rotator.logs import get_logger
 from rotator.model import CheckResult
 from rotator.state import StateStore
-from rotator.timeutil import rfc3339
+from rotator.timeutil import parse_duration, rfc3339
 
 
 class RateLimiter:
@@ -39,27 +39,37 @@ class RateLimiter:
         return True
 
 
+class SinkSettings(Protocol):
+    """What every sink's config section says about when to alert and how fast."""
+
+    @property
+    def critical_window_percent(self) -> float: ...
+    @property
+    def critical_window(self) -> str: ...
+    @property
+    def rate_per_minute(self) -> int: ...
+
+
 class AlertNotifier:
     service = "alerting"
 
     def __init__(
         self,
+        cfg: SinkSettings,
         state: StateStore,
         cluster: str,
         clock: Callable[[], datetime],
-        limiter: RateLimiter,
-        window_percent: float,
-        window: timedelta,
-        client_url: str | None = None,
+        limiter: RateLimiter | None = None,
         budget: float = 30.0,
         monotonic: Callable[[], float] = time.monotonic,
+        client_url: str | None = None,
     ) -> None:
         self.state = state
         self.cluster = cluster
         self.clock = clock
-        self.limiter = limiter
-        self.window_percent = window_percent
-        self.window = window
+        self.limiter = limiter or RateLimiter(cfg.rate_per_minute)
+        self.window_percent = cfg.critical_window_percent
+        self.window = parse_duration(cfg.critical_window)
         self.client_url = client_url
         self.budget = budget  # seconds per pass: alerting never delays rotations for long
         self.monotonic = monotonic

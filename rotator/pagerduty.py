@@ -60,17 +60,7 @@ class Notifier(AlertNotifier):
         budget: float = 30.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(
-            state,
-            cluster,
-            clock,
-            limiter or RateLimiter(cfg.rate_per_minute),
-            cfg.critical_window_percent,
-            parse_duration(cfg.critical_window),
-            cfg.client_url,
-            budget,
-            monotonic,
-        )
+        super().__init__(cfg, state, cluster, clock, limiter, budget, monotonic, cfg.client_url)
         self.cfg = cfg
         self.routing_key = routing_key
         base = cfg.url or REGIONS[cfg.region]

@@ -125,16 +125,16 @@ def alert(
         return ConfigMapState(api, config.renewal.state_namespace, config.renewal.state_configmap, field)
 
     log = get_logger("rotator.alerting")
-    sinks: list[tuple[str, AlertNotifier, ConfigMapState]] = []
+    sinks: list[tuple[str, AlertNotifier]] = []
     totals: dict[tuple[str, str], int] = {}
     if config.pagerduty is not None:
         from rotator.pagerduty import Notifier
 
         try:
             key = read_value(config.pagerduty.routing_key, api).decode()
-            pd_state = state("alerts.json")
-            pd = Notifier(config.pagerduty, key, pd_state, config.cluster_name, clock)
-            sinks.append(("pagerduty", pd, pd_state))
+            sinks.append(
+                ("pagerduty", Notifier(config.pagerduty, key, state("alerts.json"), config.cluster_name, clock))
+            )
         except Exception as exc:
             log.error("PagerDuty routing key unavailable", error=str(exc))
             totals[("pagerduty", "unavailable")] = 1
@@ -150,13 +150,13 @@ def alert(
             log.error("webhook unavailable", webhook=hook.name, error=f"{type(exc).__name__}: {exc}")
             totals[(f"webhook/{hook.name}", "unavailable")] = 1
             continue
-        sinks.append((f"webhook/{hook.name}", notifier, hook_state))
+        sinks.append((f"webhook/{hook.name}", notifier))
     if config.verify.enabled and sinks:
         open_alerts: dict[str, Any] = {}
-        for _name, _sink, store in sinks:
-            open_alerts.update(store.all())
+        for _name, sink in sinks:
+            open_alerts.update(sink.state.all())
         result = replace(result, findings=result.findings + tuple(still_not_served(result, open_alerts, config)))
-    for name, sink, _store in sinks:
+    for name, sink in sinks:
         for outcome, count in sink.notify(result).items():
             totals[(name, outcome)] = totals.get((name, outcome), 0) + count
     return totals

@@ -101,17 +101,7 @@ class WebhookNotifier(AlertNotifier):
         sleep: Callable[[float], None] = default_sleep,
     ) -> None:
         self.service = f"webhook {cfg.name}"
-        super().__init__(
-            state,
-            cluster,
-            clock,
-            limiter or RateLimiter(cfg.rate_per_minute),
-            cfg.critical_window_percent,
-            parse_duration(cfg.critical_window),
-            None,
-            budget,
-            monotonic,
-        )
+        super().__init__(cfg, state, cluster, clock, limiter, budget, monotonic)
         self.cfg = cfg
 
         def headers(body: bytes) -> dict[str, str]:

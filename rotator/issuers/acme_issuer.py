@@ -41,7 +41,7 @@ from rotator.cluster.api import SECRETS, KubeAPI
 from rotator.config import ACMEIssuerConfig
 from rotator.issuers.base import Issued, IssueRequest, IssuerError
 from rotator.issuers.dns01 import Record, RFC2136Solver, split_hostport
-from rotator.issuers.http01 import ClusterRoutes, HTTP01Responder
+from rotator.issuers.http01 import ClusterRoutes, HTTP01Responder, delete_route
 from rotator.issuers.journal import Artefact, ChallengeJournal, give_up
 from rotator.logs import get_logger
 from rotator.model import Finding
@@ -434,7 +434,7 @@ class ACMEIssuer:
                     solver = solver or self._dns_solver()
                     solver.cleanup([(a.name, a.value)])
                 elif a.kind == "route" and self.api is not None:
-                    ClusterRoutes(self.api, a.namespace, "", 0).remove(a.name)
+                    delete_route(self.api, a.namespace, a.name)
                 else:
                     raise IssuerError(f"no way to remove a {a.kind!r} artefact here")
                 done.append(item.key)

@@ -151,5 +151,10 @@ class ClusterRoutes:
             self.api.delete(VIRTUAL_SERVICES, self.namespace, name)
             self.api.create(VIRTUAL_SERVICES, self.namespace, body)
 
-    def remove(self, name: str, namespace: str | None = None) -> None:
-        self.api.delete(VIRTUAL_SERVICES, namespace or self.namespace, name)
+    def remove(self, name: str) -> None:
+        delete_route(self.api, self.namespace, name)
+
+
+def delete_route(api: KubeAPI, namespace: str, name: str) -> None:
+    """Also for a sweep, which knows only what the journal recorded (a gone route is fine)."""
+    api.delete(VIRTUAL_SERVICES, namespace, name)
