@@ -15,6 +15,8 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests import localhttp
+
 KEY = re.compile(r"^[A-Za-z0-9]+$")
 SEVERITIES = {"critical", "error", "warning", "info"}
 
@@ -165,15 +167,12 @@ class PagerDutyDouble:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self._serving = localhttp.serve(Handler)
+        self.server = self._serving.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.shutdown()
-        self.server.server_close()
+        self._serving.__exit__(None, None, None)
 
     def max_in_window(self, seconds: float = 60) -> int:
         times = sorted(e["_at"] for e in self.events)

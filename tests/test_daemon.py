@@ -239,53 +239,21 @@ def test_leader_elector_creates_the_lease_with_client_go_fields(tmp_path: Path) 
 def test_cronjob_pass_pushes_its_metrics_to_a_pushgateway(tmp_path: Path) -> None:
     """A real HTTP server stands in for the Pushgateway: method, path and exposition body."""
     import io
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from rotator.cli import main
+    from tests import localhttp
 
     got: list[tuple[str, str, str]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-            got.append((self.command, self.path, body))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     ca = CA()
-    try:
-        with FakeCluster(rbac_manifests=kube.deploy_rbac()) as fake:
-            seed(fake, ca)
-            kc = fake.kubeconfig(tmp_path / "kc")
-            code = main(
-                [
-                    "check",
-                    "--dry-run",
-                    "-o",
-                    "json",
-                    "--kubeconfig",
-                    str(kc),
-                    "--log-level",
-                    "error",
-                    "--pushgateway",
-                    f"http://127.0.0.1:{server.server_address[1]}",
-                ],
-                stdout=io.StringIO(),
-            )
-        assert code == 1
-        ((method, path, body),) = got
-        assert method == "PUT" and path == "/metrics/job/rotator/cluster/default"
-        assert f'secret="{NAME}"' in body and "rotator_credential_state" in body
-    finally:
-        server.shutdown()
-        server.server_close()
+    with localhttp.pushgateway(got) as gateway, FakeCluster(rbac_manifests=kube.deploy_rbac()) as fake:
+        seed(fake, ca)
+        kc = fake.kubeconfig(tmp_path / "kc")
+        args = ["check", "--dry-run", "-o", "json", "--kubeconfig", str(kc), "--log-level", "error"]
+        code = main([*args, "--pushgateway", gateway], stdout=io.StringIO())
+    assert code == 1
+    ((method, path, body),) = got
+    assert method == "PUT" and path == "/metrics/job/rotator/cluster/default"
+    assert f'secret="{NAME}"' in body and "rotator_credential_state" in body
 
 
 def test_api_requests_are_counted_by_verb_and_result(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from rotator.issuers.ca import CAIssuer, load_material
 from rotator.pipeline import run_check
 from rotator.renewal import Renewer, backoff_delay, failure_entry, pending_name
 from rotator.state import ConfigMapState, MemoryState
-from tests import acmeenv, kube
+from tests import acmeenv, kube, localhttp
 from tests import factory as f
 from tests.fakeapi import FakeCluster
 
@@ -441,15 +441,20 @@ def test_check_renews_through_acme_dns01(tmp_path: Path) -> None:
             },
             rules=[{"issuer": "pebble", "allow_issuer_change": True}],
         )
-        pushed: list[str] = []
-        gateway_url = _pushgateway(pushed)
-        code, doc = run_cli(
-            "--kubeconfig", str(fake.kubeconfig(tmp_path / "kc")), "--config", str(cfg), "--pushgateway", gateway_url
-        )
+        pushed: list[tuple[str, str, str]] = []
+        with localhttp.pushgateway(pushed) as gateway_url:
+            code, doc = run_cli(
+                "--kubeconfig",
+                str(fake.kubeconfig(tmp_path / "kc")),
+                "--config",
+                str(cfg),
+                "--pushgateway",
+                gateway_url,
+            )
         (cred,) = doc["credentials"]
         assert cred["renewal"]["status"] == "renewed", cred
         assert code == 0
-        (body,) = pushed  # the CronJob's metrics: ACME requests, and the state after renewing
+        ((_method, _path, body),) = pushed  # the CronJob's metrics: ACME requests, and the state after renewing
         assert 'rotator_acme_requests_total{issuer="pebble",result="ok"}' in body
         assert 'rotator_renewals_total{issuer="pebble",result="renewed"} 1.0' in body
         data = secret_data(fake, "shop-tls")
@@ -481,26 +486,6 @@ def test_no_loop_when_the_pending_secret_cannot_be_kept_either(cluster: tuple[Fa
         statuses.append(renewer.run(result, inv)[0].status)
     assert statuses == ["failed", "backoff", "backoff"]
     assert issuer.calls == [NAME]  # one order, not one per pass
-
-
-def _pushgateway(pushed: list[str]) -> str:
-    """A stand-in Pushgateway on 127.0.0.1 that records each pushed body."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:
-            pushed.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def test_a_secret_renewed_by_someone_else_after_the_plan_is_not_overwritten(

@@ -23,7 +23,7 @@ from rotator.model import RenewalOutcome
 from rotator.state import MemoryState
 from rotator.webhook import WebhookNotifier, sign
 from tests import factory as f
-from tests import kube
+from tests import kube, localhttp
 from tests.conftest import register_secret
 from tests.fakeapi import FakeCluster
 from tests.pdserver import PagerDutyDouble
@@ -230,8 +230,7 @@ def test_delivery_outcomes_reach_the_pass_result_and_the_metrics(tmp_path: Path)
 
 def test_a_redirect_is_a_failed_delivery_and_credentials_do_not_follow_it() -> None:
     """urllib would re-send the POST as a bodiless GET to the new place, with the token."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    from threading import Thread
+    from http.server import BaseHTTPRequestHandler
 
     seen: list[tuple[str, str | None]] = []
 
@@ -246,29 +245,22 @@ def test_a_redirect_is_a_failed_delivery_and_credentials_do_not_follow_it() -> N
         def log_message(self, *args: Any) -> None:
             pass
 
-    other = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
-    Thread(target=other.serve_forever, daemon=True).start()
     state = MemoryState()
-    try:
-        with WebhookDouble(SECRET, TOKEN) as double:
-            redirect_to = f"http://127.0.0.1:{other.server_address[1]}/moved"
-            # the receiver answers 302 with a Location on another server
-            original = double.server.RequestHandlerClass.do_POST  # type: ignore[union-attr]
+    with localhttp.serve(Elsewhere) as other:
 
-            def redirect(handler: Any) -> None:
-                handler.send_response(302)
-                handler.send_header("Location", redirect_to)
-                handler.send_header("Content-Length", "0")
-                handler.end_headers()
+        class Moved(Elsewhere):
+            def do_POST(self) -> None:
+                self.send_response(302)
+                self.send_header("Location", localhttp.url(other) + "/moved")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
-            double.server.RequestHandlerClass.do_POST = redirect  # type: ignore[union-attr]
-            counts = hook(double, state).notify(expired_result())
-            double.server.RequestHandlerClass.do_POST = original  # type: ignore[union-attr]
-        assert counts["failed"] == 1 and counts["triggered"] == 0 and state.all() == {}  # owed, not lost
-        assert seen == []  # nothing went to the other server
-    finally:
-        other.shutdown()
-        other.server_close()
+        with localhttp.serve(Moved) as moving:
+            conf = WebhookConfig(name="chat", url=localhttp.url(moving), allow_http=True)
+            notifier = WebhookNotifier(conf, state, "prod-eu", lambda: f.NOW, SECRET, TOKEN, sleep=lambda _s: None)
+            counts = notifier.notify(expired_result())
+    assert counts["failed"] == 1 and counts["triggered"] == 0 and state.all() == {}  # owed, not lost
+    assert seen == []  # nothing went to the other server
 
 
 def test_plain_http_needs_consent() -> None:

@@ -14,6 +14,8 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests import localhttp
+
 COMMON = {"schema": str, "event": str, "id": str, "cluster": str, "timestamp": str, "text": str}
 BY_EVENT: dict[str, dict[str, type | tuple[type, ...]]] = {
     "trigger": {
@@ -138,12 +140,9 @@ class WebhookDouble:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self._serving = localhttp.serve(Handler)
+        self.server = self._serving.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.shutdown()
-        self.server.server_close()
+        self._serving.__exit__(None, None, None)
