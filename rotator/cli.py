@@ -439,20 +439,14 @@ def _rollback(args: argparse.Namespace, stdout: TextIO) -> int:
         specs, _ = discover(read_cluster(api, options).inventory, options)
     except ApiError as exc:
         return _error(str(exc))
-    references = [
-        r for s in specs if (s.namespace, s.name, s.role) == (namespace, name, "server") for r in s.references
-    ]
+    from rotator.renewal import copy_key
+
+    primary = next((s for s in specs if (s.namespace, s.name, s.role) == (namespace, name, "server")), None)
+    references = list(primary.references) if primary is not None else []
     # Istio reads a classic Gateway's Secret in each gateway namespace, and rotator keeps
     # those copies on one certificate: a rollback restores them together, or not at all.
-    copies = sorted(
-        {
-            s.namespace
-            for s in specs
-            if (s.name, s.role, s.kind) == (name, "server", "Secret")
-            and s.namespace != namespace
-            and set(s.references) == set(references)
-        }
-    )
+    key = copy_key(primary) if primary is not None else None
+    copies = sorted({s.namespace for s in specs if key is not None and copy_key(s) == key and s.namespace != namespace})
     if args.this_copy_only:
         copies = []
     try:

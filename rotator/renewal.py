@@ -34,7 +34,17 @@ from rotator.inspection import InspectOptions, inspect, select_server_keys
 from rotator.issuers import keys
 from rotator.issuers.base import Issued, Issuer, IssueRequest, IssuerError
 from rotator.logs import get_logger
-from rotator.model import CheckResult, Credential, Finding, Inventory, ObjectRef, Reference, RenewalOutcome, Secret
+from rotator.model import (
+    CheckResult,
+    Credential,
+    CredentialSpec,
+    Finding,
+    Inventory,
+    ObjectRef,
+    Reference,
+    RenewalOutcome,
+    Secret,
+)
 from rotator.policy import plan
 from rotator.state import StateStore
 from rotator.timeutil import parse_duration, rfc3339
@@ -54,11 +64,17 @@ def group_copies(credentials: Sequence[Credential]) -> list[list[Credential]]:
     Istio reads a classic Gateway's Secret in every namespace that runs a selected pod:
     those copies must carry the same certificate, so they get one issuance.
     """
-    groups: dict[tuple[str, tuple[Reference, ...]], list[Credential]] = {}
+    groups: dict[tuple[str, tuple[Reference, ...]] | None, list[Credential]] = {}
     for c in credentials:
-        if c.spec.role == "server" and c.spec.kind == "Secret" and c.action != "skip":
-            groups.setdefault((c.spec.name, c.spec.references), []).append(c)
+        if c.action != "skip" and copy_key(c.spec) is not None:
+            groups.setdefault(copy_key(c.spec), []).append(c)
     return [sorted(g, key=lambda c: c.spec.namespace) for g in groups.values() if any(c.action == "renew" for c in g)]
+
+
+def copy_key(spec: CredentialSpec) -> tuple[str, tuple[Reference, ...]] | None:
+    """Copies of one server Secret share this: the same name read by the same Gateway
+    servers, each in its own gateway namespace. None for what has no copies."""
+    return (spec.name, spec.references) if spec.role == "server" and spec.kind == "Secret" else None
 
 
 def sans_for(copies: Sequence[Credential]) -> tuple[str, ...]:
