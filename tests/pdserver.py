@@ -85,7 +85,7 @@ class PagerDutyDouble:
     @property
     def url(self) -> str:
         assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return localhttp.url(self.server)
 
     def __enter__(self) -> PagerDutyDouble:
         double = self

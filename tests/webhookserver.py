@@ -82,7 +82,7 @@ class WebhookDouble:
     @property
     def url(self) -> str:
         assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/rotator"
+        return localhttp.url(self.server) + "/hooks/rotator"
 
     def __enter__(self) -> WebhookDouble:
         double = self
