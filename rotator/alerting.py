@@ -151,10 +151,21 @@ def key_id(routing_key: str) -> str:
     return hashlib.sha256(routing_key.encode()).hexdigest()[:12]
 
 
+RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
+
+
 def plan_actions(
-    wanted: dict[str, Alert], known: dict[str, dict[str, Any]], routing_key_id: str | None = None
+    wanted: dict[str, Alert],
+    known: dict[str, dict[str, Any]],
+    routing_key_id: str | None = None,
+    escalate_only: bool = False,
 ) -> list[Action]:
     """Triggers for new problems and changed severities; resolves for what is no longer wanted.
+
+    ``escalate_only`` is for a pass that does not hold the Lease: it sees the cluster but
+    not the leader's renewals in flight, so it opens new alerts and raises severities but
+    never resolves or lowers one (that is the leader's word, and two passes disagreeing
+    would flap the incident).
 
     An alert opened with another routing key cannot be resolved with this one (PagerDuty
     drops such a resolve silently): it is re-triggered under the current key when still
@@ -164,8 +175,12 @@ def plan_actions(
     for key, alert in sorted(wanted.items()):
         was = known.get(key)
         other_key = was is not None and routing_key_id is not None and was.get("key", routing_key_id) != routing_key_id
+        if escalate_only and was is not None and RANK.get(str(was.get("severity")), 0) >= RANK[alert.severity]:
+            continue
         if was is None or was.get("severity") != alert.severity or other_key:
             actions.append(Action("trigger", key, alert))
+    if escalate_only:
+        return actions
     for key in sorted(known):
         if key not in wanted and (routing_key_id is None or known[key].get("key", routing_key_id) == routing_key_id):
             actions.append(Action("resolve", key))

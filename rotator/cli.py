@@ -7,8 +7,11 @@ heavy modules (cryptography, pydantic, rich) load inside the command functions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 from rotator import __version__
@@ -78,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("nagios", "job"),
         default="nagios",
         help="nagios (default): 0/1/2/3 as below; job: for a CronJob, 0 when the pass ran and every renewal it "
-        "attempted succeeded, 1 when a renewal failed, 3 when it could not run (findings go to metrics/alerts, "
+        "attempted succeeded, 1 when a renewal failed or an expired credential is left un-renewed (for instance "
+        "because another rotator holds the Lease), 3 when it could not run (other findings go to metrics/alerts, "
         "not to Job failures that would retry the pass)",
     )
     _cluster(check)
@@ -194,12 +198,41 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
         return 0
     except KeyboardInterrupt:
         return _error("interrupted")
+    except Terminated:
+        return _error("terminated (SIGTERM): stopped before the next write; the Lease was released")
     except Exception as exc:  # a bug must never look like OK or WARNING to cron/Nagios
         import traceback
 
         sys.stderr.write(traceback.format_exc())
         return _error(f"internal error ({type(exc).__name__}); please report it with the trace above")
     return 3  # pragma: no cover - argparse rejects unknown commands
+
+
+class Terminated(BaseException):
+    """SIGTERM (node drain, the Job's activeDeadlineSeconds): unwinds the pass so the
+    Lease is released on the way out. A BaseException, so no per-credential guard
+    swallows it."""
+
+
+@contextlib.contextmanager
+def _terminate_on_sigterm(stop: threading.Event) -> Iterator[None]:
+    """While a writing pass runs: SIGTERM stops new issuance and writes (``stop``) and
+    unwinds the main thread; renewal workers see ``stop`` at their next step."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals are only delivered to the main thread (tests call main() in others)
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _silence_stdout() -> None:
@@ -282,16 +315,21 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
 
                 lease = config.daemon.lease
                 identity = f"check/{os.environ.get('POD_NAME') or socket.gethostname()}/{os.getpid()}"
-                with one_pass_lease(
-                    api,
-                    lease.namespace,
-                    lease.name,
-                    identity,
-                    utcnow,
-                    lease_duration=parse_duration(lease.duration),
-                    renew_deadline=parse_duration(lease.renew_deadline),
-                    retry_period=parse_duration(lease.retry_period),
-                ) as may_write:
+                stop = threading.Event()
+                with (
+                    _terminate_on_sigterm(stop),
+                    one_pass_lease(
+                        api,
+                        lease.namespace,
+                        lease.name,
+                        identity,
+                        utcnow,
+                        lease_duration=parse_duration(lease.duration),
+                        renew_deadline=parse_duration(lease.renew_deadline),
+                        retry_period=parse_duration(lease.retry_period),
+                        stop=stop,
+                    ) as may_write,
+                ):
                     result, _ = live_pass(api, config, utcnow, False, may_write, issuers=issuers or None)
         except ApiError as exc:
             return _error(f"cannot read the cluster: {exc}")
@@ -326,7 +364,9 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
     if args.pushgateway:
         _push(args.pushgateway, result, config, api, issuers)
     if args.exit_codes == "job":
-        return 1 if any(o.status == "failed" for o in result.renewals) else 0
+        from rotator.report import unrenewed_expired
+
+        return 1 if any(o.status == "failed" for o in result.renewals) or unrenewed_expired(result) else 0
     return exit_code(result)
 
 

@@ -94,14 +94,15 @@ class AlertNotifier:
 
     # -- the state machine ----------------------------------------------------------------
 
-    def notify(self, result: CheckResult) -> dict[str, int]:
-        """Send what changed since the sink was last told; never raises."""
+    def notify(self, result: CheckResult, escalate_only: bool = False) -> dict[str, int]:
+        """Send what changed since the sink was last told; never raises. ``escalate_only``:
+        this pass does not hold the Lease (see ``alerting.plan_actions``)."""
         counts = {"triggered": 0, "resolved": 0, "deferred": 0, "failed": 0, "changes": 0, "unavailable": 0}
         if not self.ready():
             counts["unavailable"] = 1
             return counts
         try:
-            self._notify(result, counts)
+            self._notify(result, counts, escalate_only)
         except Exception as exc:  # alerting must never break a pass; but it must show
             counts["failed"] += 1
             self.log.error("alerting failed", error=f"{type(exc).__name__}: {exc}")
@@ -112,17 +113,17 @@ class AlertNotifier:
         out.update(not_served_alerts(result, self.cluster))
         return out
 
-    def _notify(self, result: CheckResult, counts: dict[str, int]) -> None:
+    def _notify(self, result: CheckResult, counts: dict[str, int], escalate_only: bool = False) -> None:
         wanted = self.wanted(result)
         known = self.state.all()
         kid = self.key_id()
         orphans = sorted(k for k, v in known.items() if k not in wanted and kid and v.get("key", kid) != kid)
-        if orphans:
+        if orphans and not escalate_only:
             # Opened with a previous credential: the sink would drop our resolve. Say so
             # once and forget them; they must be resolved at the sink.
             self.log.warning(f"alerts opened with another key; resolve them in {self.service}", alerts=orphans)
             self._save(dict.fromkeys(orphans))
-        actions = plan_actions(wanted, known, kid)
+        actions = plan_actions(wanted, known, kid, escalate_only)
         done: dict[str, dict[str, Any] | None] = {}
         deadline = self.monotonic() + self.budget
         self.deadline = deadline

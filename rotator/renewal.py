@@ -193,8 +193,16 @@ class Renewer:
             return []
         # Each worker runs in a copy of this context, so log lines keep the pass's run_id.
         ctx = contextvars.copy_context()
-        with ThreadPoolExecutor(max_workers=self.config.renewal.concurrency, thread_name_prefix="renew") as pool:
+        pool = ThreadPoolExecutor(max_workers=self.config.renewal.concurrency, thread_name_prefix="renew")
+        try:
             return list(pool.map(lambda g: ctx.copy().run(self._guarded, g, inv), groups))
+        except BaseException:
+            # SIGTERM or ^C in the main thread: credentials not started yet are not started;
+            # those in flight see may_write() turn false at their next step.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
 
     def _guarded(self, copies: list[Credential], inv: Inventory) -> RenewalOutcome:
         """One credential's failure never stops the others: any error becomes an outcome."""
@@ -224,8 +232,15 @@ class Renewer:
         ns, name = lead.spec.namespace, lead.spec.name
         names = tuple(f"{c.spec.namespace}/{c.spec.name}" for c in copies)
         if not self.may_write():
+            holder = getattr(self.may_write, "holder", "") or "another replica"
+            lease = getattr(self.may_write, "lease", "") or "the Lease"
             return RenewalOutcome(
-                ns, name, "skipped", "not the leader: another replica renews", lead.issuer, copies=names
+                ns,
+                name,
+                "skipped",
+                f"not the leader: {holder} holds {lease} and renews; nothing was written in this pass",
+                lead.issuer,
+                copies=names,
             )
         obj = ObjectRef("Secret", ns, name)
         issuer_name = lead.issuer

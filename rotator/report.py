@@ -167,6 +167,15 @@ def exit_code(result: CheckResult) -> int:
     return EXIT_OK
 
 
+def unrenewed_expired(result: CheckResult) -> list[Credential]:
+    """Expired credentials this pass did not renew: whatever the reason (another holder of
+    the Lease, no issuer, a refusal), a job that leaves one behind has not done its job."""
+    renewed = {k for k, o in renewals_by_copy(result).items() if o.status == "renewed"}
+    return [
+        c for c in result.credentials if c.state == "expired" and f"{c.spec.namespace}/{c.spec.name}" not in renewed
+    ]
+
+
 def write_json(result: CheckResult, out: TextIO) -> None:
     """Indented for a person at a terminal; compact for a pipe (json's C encoder only
     runs without indent, 5x faster on a large cluster)."""

@@ -104,15 +104,21 @@ def live_pass(
     result = run_check(read.inventory, config, clock(), read.findings)
     if not dry_run:
         result = renew(result, read.inventory, config, api, clock, may_write, issuers)
-        if (config.pagerduty is not None or config.webhooks) and may_write():
-            counts = alert(result, config, api, clock)
+        if config.pagerduty is not None or config.webhooks:
+            # A pass that may not write (another holder has the Lease) still pages what it
+            # sees: an expired Secret is an outage whoever should have renewed it.
+            counts = alert(result, config, api, clock, escalate_only=not may_write())
             # zero counts too: every configured sink's series exists from its first pass
             result = replace(result, notifications=tuple((s, r, n) for (s, r), n in sorted(counts.items())))
     return result, read.inventory
 
 
 def alert(
-    result: CheckResult, config: Config, api: KubeAPI, clock: Callable[[], datetime]
+    result: CheckResult,
+    config: Config,
+    api: KubeAPI,
+    clock: Callable[[], datetime],
+    escalate_only: bool = False,
 ) -> dict[tuple[str, str], int]:
     """PagerDuty and webhooks, after renewals: an outage of either never fails or delays a
     rotation, and one sink's trouble never stops the other. Returns (sink, result) counts."""
@@ -157,7 +163,7 @@ def alert(
             open_alerts.update(sink.state.all())
         result = replace(result, findings=result.findings + tuple(still_not_served(result, open_alerts, config)))
     for name, sink in sinks:
-        for outcome, count in sink.notify(result).items():
+        for outcome, count in sink.notify(result, escalate_only).items():
             totals[(name, outcome)] = totals.get((name, outcome), 0) + count
     return totals
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,17 @@ def test_actions_trigger_once_per_state_change_and_resolve() -> None:
     assert plan_actions(wanted, known) == []  # unchanged: nothing re-sent
     one = dict(list(wanted.items())[:1])
     assert [(a.kind, a.dedup_key) for a in plan_actions(one, known)] == [("resolve", list(wanted)[1])]
+
+
+def test_a_pass_without_the_lease_only_opens_and_raises_alerts() -> None:
+    wanted = desired(expired_result(2), "c", 20, timedelta(days=7))
+    a, b = sorted(wanted)
+    known = {a: {"severity": "error"}, b: {"severity": "critical"}, "rotator/c/gone": {"severity": "error"}}
+    actions = plan_actions(wanted, known, escalate_only=True)
+    assert [(x.kind, x.dedup_key) for x in actions] == [("trigger", a)]  # raised; never resolved or lowered
+    lower = {k: replace(v, severity="warning") for k, v in wanted.items()}
+    assert plan_actions(lower, known, escalate_only=True) == []
+    assert [x.kind for x in plan_actions(lower, known)] == ["trigger", "trigger", "resolve"]
 
 
 # --- against the double --------------------------------------------------------------------

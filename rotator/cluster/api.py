@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -128,6 +130,25 @@ class KubeAPI:
         self.timeout = timeout
         self.stats = ApiStats()
         self._resources: dict[str, set[str]] = {}
+        # server Date minus our clock, from the last response that carried one: a one-shot
+        # pass judges another holder's Lease by the API server's time, not by its own.
+        self._skew: timedelta | None = None
+
+    def server_now(self) -> datetime | None:
+        """The API server's time now (1 s resolution), or None before any dated response."""
+        skew = self._skew
+        return None if skew is None else datetime.now(UTC) + skew
+
+    def _note_date(self, value: str | None) -> None:
+        if not value:
+            return
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return
+        if when.tzinfo is None:
+            return
+        self._skew = when - datetime.now(UTC)
 
     # -- transport ------------------------------------------------------------------
 
@@ -203,6 +224,7 @@ class KubeAPI:
                 raise ApiError(0, "ConnectionError", str(exc)[:200], verb, resource, namespace, name) from exc
             raise
         status = response.status
+        self._note_date(response.getheader("Date"))
         self.stats.result(verb, "2xx" if 200 <= status < 300 else str(status))
         if 200 <= status < 300:
             return json.loads(data) if data else None

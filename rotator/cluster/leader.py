@@ -9,6 +9,7 @@ clock; the loop thread is the only part that sleeps.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -45,6 +46,8 @@ class LeaderElector:
         renew_deadline: timedelta = timedelta(seconds=10),
         retry_period: timedelta = timedelta(seconds=2),
         on_change: Callable[[bool], None] | None = None,
+        server_clock: Callable[[], datetime | None] | None = None,
+        skew_tolerance: timedelta | None = None,
     ) -> None:
         self.api = api
         self.namespace = namespace
@@ -55,6 +58,11 @@ class LeaderElector:
         self.renew_deadline = renew_deadline
         self.retry_period = retry_period
         self.on_change = on_change
+        # A one-shot pass also trusts the API server's time: a claim whose renewTime lies
+        # more than leaseDuration + tolerance (clock skew between the holder's node and the
+        # API server) behind the server's clock is dead, without waiting to observe it.
+        self.server_clock = server_clock
+        self.skew_tolerance = skew_tolerance if skew_tolerance is not None else lease_duration
         self._valid_until: datetime | None = None  # leadership ends here unless renewed
         # client-go's rule: another holder's claim is judged by when *we* saw its record
         # change, on our own clock, never by the renewTime it wrote (clocks differ).
@@ -99,7 +107,7 @@ class LeaderElector:
                 self._observed, self._observed_at = record, now
             duration = timedelta(seconds=int(spec.get("leaseDurationSeconds") or self.lease_duration.total_seconds()))
             assert self._observed_at is not None
-            expired = now >= self._observed_at + duration
+            expired = now >= self._observed_at + duration or self._stale_by_server_time(spec, duration)
             if holder != self.identity and holder and not expired:
                 self._set(None)
                 return False
@@ -121,6 +129,19 @@ class LeaderElector:
             if not self.is_leader():
                 self._set(None)
             return self.is_leader()
+
+    @property
+    def observed(self) -> tuple[str, str, str] | None:
+        """The other holder's record as last seen: a change means it is alive."""
+        return self._observed
+
+    def _stale_by_server_time(self, spec: dict[str, Any], duration: timedelta) -> bool:
+        if self.server_clock is None:
+            return False
+        server_now, renewed = self.server_clock(), _parse(str(spec.get("renewTime") or ""))
+        if server_now is None or renewed is None:
+            return False
+        return server_now >= renewed + duration + self.skew_tolerance
 
     def _body(
         self, lease: dict[str, Any] | None, now: datetime, transitions: int, acquired: datetime
@@ -175,6 +196,24 @@ class LeaderElector:
             self._thread.join(timeout=5)
 
 
+class PassLease:
+    """What a one-shot pass knows about the Lease: call it for ``may_write``."""
+
+    def __init__(self, state: str, elector: LeaderElector, stop: threading.Event) -> None:
+        self.state = state  # "leader", "follower" (someone else holds it) or "uncoordinated"
+        self.holder = elector.holder
+        self.lease = f"{elector.namespace}/{elector.name}"
+        self._elector = elector
+        self._stop = stop
+
+    def __call__(self) -> bool:
+        if self._stop.is_set():  # SIGTERM: no new issuance or write from here on
+            return False
+        if self.state == "uncoordinated":
+            return True
+        return self.state == "leader" and self._elector.is_leader()
+
+
 @contextmanager
 def one_pass_lease(
     api: KubeAPI,
@@ -185,18 +224,52 @@ def one_pass_lease(
     lease_duration: timedelta = timedelta(seconds=15),
     renew_deadline: timedelta = timedelta(seconds=10),
     retry_period: timedelta = timedelta(seconds=2),
-) -> Iterator[Callable[[], bool]]:
+    sleep: Callable[[float], None] = time.sleep,
+    stop: threading.Event | None = None,
+) -> Iterator[PassLease]:
     """For a pass outside the daemon (the CronJob, an operator's ``rotator check``): take
     the daemon's Lease for the length of the pass, so the two never renew the same
-    credential at once. Yields ``may_write``. Held by someone else: the pass plans but
-    does not write. The Lease cannot be read at all (no RBAC for it, an old install): the
-    pass runs uncoordinated, as before, and says so."""
-    elector = LeaderElector(api, namespace, name, identity, clock, lease_duration, renew_deadline, retry_period)
+    credential at once. Yields a ``PassLease`` (call it for ``may_write``).
+
+    A pass looks once, so the observe-for-leaseDuration rule alone would never see a dead
+    holder's claim expire (a pass killed while holding it would block every later pass).
+    So the claim also expires by the API server's clock (``renewTime + leaseDuration +
+    tolerance``), and a claim that still looks fresh is watched for at most one lease
+    duration: a live holder renews within its retry period, a dead one does not.
+
+    Held by a live holder: the pass plans and alerts but does not write. The Lease cannot
+    be read at all (no RBAC for it, an old install): the pass runs uncoordinated, as
+    before, and says so."""
+    stop = stop or threading.Event()
+    elector = LeaderElector(
+        api,
+        namespace,
+        name,
+        identity,
+        clock,
+        lease_duration,
+        renew_deadline,
+        retry_period,
+        server_clock=api.server_now,
+    )
     log = get_logger("rotator.leader")
-    if elector.try_acquire_or_renew():
+    acquired = elector.try_acquire_or_renew()
+    if not acquired and _contended(elector):
+        first, deadline = elector.observed, clock() + lease_duration + retry_period
+        log.info(
+            "the Lease looks held; watching it for one lease duration",
+            lease=f"{namespace}/{name}",
+            holder=elector.holder,
+        )
+        while not stop.is_set() and clock() < deadline:
+            sleep(retry_period.total_seconds())
+            acquired = elector.try_acquire_or_renew()
+            if acquired or not _contended(elector) or elector.observed != first:
+                break  # ours now, an error, or the holder renewed: it is alive
+    if acquired:
         elector.start()  # keep it renewed while the pass runs
         try:
-            yield elector.is_leader
+            yield PassLease("leader", elector, stop)
         finally:
             elector.stop()
             elector.release()
@@ -207,11 +280,16 @@ def one_pass_lease(
             lease=f"{namespace}/{name}",
             error=str(elector.last_error),
         )
-        yield lambda: True
+        yield PassLease("uncoordinated", elector, stop)
         return
     log.warning(
-        "another rotator holds the Lease: this pass plans but does not renew",
+        "another rotator holds the Lease: this pass plans and alerts but does not renew",
         lease=f"{namespace}/{name}",
         holder=elector.holder,
     )
-    yield lambda: False
+    yield PassLease("follower", elector, stop)
+
+
+def _contended(elector: LeaderElector) -> bool:
+    """Not ours because someone else holds it (rather than an API error)."""
+    return elector.last_error is None or elector.last_error.status == 409

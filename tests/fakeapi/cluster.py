@@ -233,6 +233,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         self.server.cluster._serve(self)
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header, on the fake's own clock: a test moves the server's time, not ours."""
+        return super().date_time_string(
+            time.time() + self.server.cluster.clock_offset if timestamp is None else timestamp
+        )
+
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -257,6 +263,7 @@ class FakeCluster:
         self.token = token
         self.admin_token = admin_token
         self.url = ""
+        self.clock_offset = 0.0  # seconds added to the server's time (its Date header)
         self.requests: builtins.list[Request] = []
         self.errors: builtins.list[str] = []  # tracebacks of exceptions raised inside the fake or a hook
         self.pod_logs: dict[tuple[str, str], str] = {}  # (namespace, pod) → text served at pods/log
