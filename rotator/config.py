@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import fnmatch
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -87,8 +87,42 @@ class Rule(_Strict):
     allow_issuer_change: bool = Field(
         default=False, description="Allow moving a certificate issued by another CA to this issuer."
     )
+    gateway_namespaces: list[str] = Field(
+        default_factory=list,
+        description="Namespace globs of the Gateways that may cause issuance under this rule, besides the "
+        "Secret's own namespace (and Gateway API references a ReferenceGrant admits). Empty: only those. "
+        "A classic Gateway in any namespace can name a Secret of the gateway workload's namespace, so this "
+        "is what keeps a tenant's Gateway from minting certificates for its hosts (docs/security.md).",
+    )
+    create: bool = Field(
+        default=False,
+        description="Create a referenced Secret that does not exist yet. Off: a missing Secret is reported, "
+        "never created.",
+    )
+    allow_keys: list[str] = Field(
+        default_factory=list,
+        description="Globs of Secret keys besides the TLS ones that rotator may leave in place while it "
+        "rotates the certificate (they are kept, never copied into backups). Without a match such a Secret "
+        "is not written.",
+    )
 
     check_renew_before = field_validator("renew_before")(_check_renew_before)
+
+    def untrusted(self, secret_namespace: str, gateway_namespaces: Iterable[tuple[str, str]]) -> list[str]:
+        """Of the referencing Gateways' (group, namespace), those this rule does not trust.
+
+        Trusted: a Gateway in the Secret's own namespace (whoever may create it there owns
+        the namespace); a Gateway API Gateway elsewhere, whose reference the Secret
+        namespace's ReferenceGrant consented to (a refused one never gets this far);
+        a namespace matching ``gateway_namespaces``."""
+        out: set[str] = set()
+        for group, namespace in gateway_namespaces:
+            if namespace == secret_namespace or group == "gateway.networking.k8s.io":
+                continue
+            if any(fnmatch.fnmatchcase(namespace, g) for g in self.gateway_namespaces):
+                continue
+            out.add(namespace)
+        return sorted(out)
 
     def matches(self, namespace: str, name: str, hosts: tuple[str, ...]) -> bool:
         if self.namespaces and not any(fnmatch.fnmatchcase(namespace, g) for g in self.namespaces):

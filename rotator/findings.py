@@ -42,6 +42,8 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
     "managed-externally": ("info", "cert-manager owns this Secret; rotator leaves it alone"),
     "no-issuer": ("warning", "Renewal is due but no issuer rule matches"),
     "invalid-annotation": ("warning", "A rotator.io annotation has a value rotator cannot use"),
+    "not-owned": ("warning", "The Secret is not a TLS credential rotator may write (Istio's CA, other keys)"),
+    "untrusted-gateway": ("warning", "A Gateway from a namespace no rule trusts references the Secret"),
     # renewal (rotator check without --dry-run)
     "renewal-failed": ("error", "Issuing or writing the renewed certificate failed"),
     "renewal-backoff": ("warning", "Renewal is waiting after earlier failures"),

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from rotator import ownership
 from rotator.config import Config, Rule
 from rotator.findings import finding
 from rotator.model import Credential, Finding, Inventory, ObjectRef, Secret
@@ -30,6 +31,8 @@ class PolicyInput:
     now: datetime
     renew_at: datetime | None
     issuer: str | None
+    rule: Rule | None = None
+    untrusted: tuple[str, ...] = ()  # namespaces of referencing Gateways no rule trusts
 
 
 Trigger = Callable[[PolicyInput], str | None]
@@ -112,6 +115,44 @@ def managed_externally(i: PolicyInput) -> Blocked | None:
     )
 
 
+def not_ours_to_write(i: PolicyInput) -> Blocked | None:
+    """Istio's CA, another type of Secret, keys that are not a TLS credential's: a Gateway
+    author chose the name, so the name alone never makes a Secret rotator's to write."""
+    s = i.secret
+    if s is None:
+        return None
+    allowed = i.rule.allow_keys if i.rule is not None else []
+    why = ownership.refusal(s.name, s.type, s.data, allowed)
+    if why is None:
+        return None
+    return "not a Secret rotator may write", finding(
+        "not-owned", f"{_obj(i)}: rotator will not write this Secret: {why}.", _obj(i)
+    )
+
+
+def untrusted_gateway(i: PolicyInput) -> Blocked | None:
+    """A Gateway in another namespace names the Secret: its author must not be able to
+    make rotator issue (and write) a certificate for the hosts it lists."""
+    if not i.untrusted:
+        return None
+    gws = sorted({f"{r.namespace}/{r.name}" for r in i.credential.spec.references if r.namespace in i.untrusted})
+    return "referenced by a Gateway no rule trusts", finding(
+        "untrusted-gateway",
+        f"{_obj(i)} is referenced by Gateway {', '.join(gws)} from namespace {', '.join(i.untrusted)}, and no rule "
+        f"trusts Gateways there; rotator does not issue on its word. If that namespace may request certificates, "
+        f"add it to a rule's gateway_namespaces.",
+        _obj(i),
+    )
+
+
+def create_not_allowed(i: PolicyInput) -> Blocked | None:
+    if i.secret is not None or i.credential.state != "missing" or i.issuer is None:
+        return None
+    if i.rule is not None and i.rule.create:
+        return None
+    return "the Secret does not exist and the rule does not allow creating it (create: true)", None
+
+
 def has_issuer(i: PolicyInput) -> Blocked | None:
     if i.issuer is not None:
         return None
@@ -125,21 +166,41 @@ def has_issuer(i: PolicyInput) -> Blocked | None:
     )
 
 
-GATES: tuple[Gate, ...] = (reference_is_broken, copy_exists_elsewhere, managed_externally, has_issuer)
+GATES: tuple[Gate, ...] = (
+    reference_is_broken,
+    copy_exists_elsewhere,
+    managed_externally,
+    not_ours_to_write,
+    untrusted_gateway,
+    has_issuer,
+    create_not_allowed,
+)
 
 
 def choose_issuer(
     cred: Credential, secret: Secret | None, config: Config
-) -> tuple[str | None, Rule | None, list[Finding]]:
+) -> tuple[str | None, Rule | None, list[Finding], tuple[str, ...]]:
+    """(issuer, rule, findings, untrusted Gateway namespaces). The first rule that matches
+    the Secret and trusts every Gateway referencing it wins; when rules match the Secret
+    but none trusts its Gateways, the Gateways' namespaces are returned to be reported."""
     spec = cred.spec
     obj = ObjectRef(spec.kind, spec.namespace, spec.name)
     found: list[Finding] = []
     hosts = tuple(h for h in spec.hosts if h != "*")
-    rule = next((r for r in config.rules if r.matches(spec.namespace, spec.name, hosts)), None)
+    gateways = tuple(sorted({(r.group, r.namespace) for r in spec.references}))
+    matching = [r for r in config.rules if r.matches(spec.namespace, spec.name, hosts)]
+    rule = next((r for r in matching if not r.untrusted(spec.namespace, gateways)), None)
+    untrusted: tuple[str, ...] = ()
+    if rule is None and matching:
+        untrusted = tuple(matching[0].untrusted(spec.namespace, gateways))
     if secret is not None and ISSUER_ANNOTATION in secret.annotations:
         wanted = secret.annotations[ISSUER_ANNOTATION]
         if wanted in config.issuers:
-            return wanted, rule, found
+            # The annotation is the Secret writer's consent, not the Gateway author's: hosts
+            # still come from the Gateways, so those must be trusted all the same.
+            default = Rule(issuer=wanted)
+            basis = rule or default
+            return wanted, rule, found, tuple(basis.untrusted(spec.namespace, gateways))
         found.append(
             finding(
                 "invalid-annotation",
@@ -148,7 +209,9 @@ def choose_issuer(
                 obj,
             )
         )
-    return (rule.issuer if rule else None), rule, found
+    if untrusted:
+        return None, None, found, untrusted
+    return (rule.issuer if rule else None), rule, found, ()
 
 
 def resolve_renew_before(
@@ -181,7 +244,7 @@ def plan(cred: Credential, inv: Inventory, config: Config, now: datetime) -> Cre
         return cred  # client CAs are the user's to manage; rotator only reports on them
     obj = ObjectRef(spec.kind, spec.namespace, spec.name)
     secret = inv.secret(spec.namespace, spec.name)
-    issuer, rule, found = choose_issuer(cred, secret, config)
+    issuer, rule, found, untrusted = choose_issuer(cred, secret, config)
     renew_before, more = resolve_renew_before(secret, rule, config, obj)
     found += more
     renew_at = None
@@ -201,7 +264,7 @@ def plan(cred: Credential, inv: Inventory, config: Config, now: datetime) -> Cre
                     obj,
                 )
             )
-    pin = PolicyInput(cred, secret, now, renew_at, issuer)
+    pin = PolicyInput(cred, secret, now, renew_at, issuer, rule, untrusted)
     reason_code, reason = next(((code, msg) for code, t in RENEWAL_TRIGGERS if (msg := t(pin))), ("", None))
     if reason is None:
         return replace(cred, findings=cred.findings + tuple(found), renew_at=renew_at, issuer=issuer)

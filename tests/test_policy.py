@@ -23,7 +23,7 @@ ISSUERS: dict[str, Any] = {
     "public": {"type": "acme", "directory": "https://acme.example/directory", "solver": "http01", "http01": {}},
     "partner": {"type": "ca", "cert_file": "ca.pem", "key_file": "ca.key"},
 }
-CATCH_ALL = {"issuers": ISSUERS, "rules": [{"issuer": "internal"}]}
+CATCH_ALL = {"issuers": ISSUERS, "rules": [{"issuer": "internal", "create": True}]}
 
 
 # --- helpers -----------------------------------------------------------------------

@@ -397,7 +397,8 @@ def test_copies_in_two_gateway_namespaces_get_one_certificate(tmp_path: Path) ->
             crt, key, _ = ca.leaf([HOST], days_left=3)
             kube.seed_object(fake, f.secret(NAME, namespace=ns, data={"tls.crt": crt, "tls.key": key}))
         kc = fake.kubeconfig(tmp_path / "kc")
-        renewer, issuer, config = renewer_for(fake, kc, ca)
+        rules = [{"issuer": "internal", "gateway_namespaces": ["edge"]}]  # the Gateway's namespace is trusted
+        renewer, issuer, config = renewer_for(fake, kc, ca, rules=rules)
         result, inv = plan_from_cluster(kc, config, now())
         (outcome,) = renewer.run(result, inv)
         assert outcome.status == "renewed" and len(outcome.copies) == 2

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from rotator import certs
+from rotator import certs, ownership
 from rotator.cluster.api import SECRETS, ApiError, KubeAPI
 from rotator.cluster.events import EventRecorder
 from rotator.inspection import InspectOptions, inspect, select_server_keys
@@ -212,7 +212,7 @@ def backup_secret(current: dict[str, Any], now: datetime) -> dict[str, Any]:
             },
         },
         "type": "Opaque",
-        "data": dict(current.get("data") or {}),
+        "data": ownership.backup_data(current.get("data") or {}),
     }
 
 
@@ -380,6 +380,9 @@ class SecretWriter:
                     raise
                 self._event(created, "Rotated", "Create", f"created with certificate serial {serial}")
                 return Outcome(namespace, name, "created", "Secret created", serial=serial)
+            why = ownership.hard_refusal(name, str(current.get("type") or ""), (current.get("data") or {}).keys())
+            if why is not None:  # re-checked on what was just read: it may have changed since the plan
+                return Outcome(namespace, name, "failed", f"refused to write Secret {namespace}/{name}: {why}")
             holds = _serial_in(current)
             if holds == serial:
                 if sent:  # our update landed though its response did not
@@ -489,6 +492,13 @@ class SecretWriter:
         for _attempt in range(self.max_conflicts):
             backups = self.backups(namespace, name)
             current = self.api.get(SECRETS, namespace, name)
+            why = (
+                ownership.hard_refusal(name, str(current.get("type") or ""), current.get("data") or {})
+                if current
+                else None
+            )
+            if why is not None:
+                return Outcome(namespace, name, "failed", f"refused to write Secret {namespace}/{name}: {why}")
             current_serial = _serial_in(current) if current else None
             if to is not None:
                 chosen = next((b for b in backups if b["metadata"]["name"] == to), None)
