@@ -91,7 +91,10 @@ def desired(
     out: dict[str, Alert] = {}
     for c in result.credentials:
         renewal = renewals.get(f"{c.spec.namespace}/{c.spec.name}") if c.spec.role == "server" else None
-        severity = page_for(c, renewal, now, percent, window)
+        try:
+            severity = page_for(c, renewal, now, percent, window)
+        except Exception:  # cannot tell: page rather than stay silent about it
+            severity = "error"
         if severity is None:
             continue
         worst = [f for f in c.findings if f.severity in ("critical", "error")] or list(c.findings)

@@ -6,6 +6,7 @@ so one broken Secret is a finding, never a crash.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,9 +57,15 @@ def parse_bundle(data: bytes) -> Bundle:
     blocks = _cert_blocks(data)
     for i, block in enumerate(blocks):
         try:
-            certs.append(x509.load_pem_x509_certificate(block))
-        except ValueError as exc:
-            errors.append(f"certificate block {i + 1} does not parse: {_short(exc)}")
+            cert = x509.load_pem_x509_certificate(block)
+        except Exception as exc:  # InvalidVersion and friends are not ValueErrors
+            errors.append(f"certificate block {i + 1} does not parse: {_described(exc)}")
+            continue
+        problem = undecodable(cert)
+        if problem is not None:
+            errors.append(f"certificate block {i + 1} cannot be fully decoded: {problem}")
+            continue
+        certs.append(cert)
     if not blocks:
         kinds = sorted({m.decode() for m in _PEM_ANY.findall(data)})
         if "CERTIFICATE" in kinds:
@@ -82,6 +89,39 @@ def parse_private_key(data: bytes) -> tuple[types.PrivateKeyTypes | None, str]:
         kinds = sorted({m.decode() for m in _PEM_ANY.findall(data)})
         found = f" (found {', '.join(kinds)})" if kinds else ""
         return None, f"private key does not parse{found}: {_short(exc)}"
+
+
+def undecodable(cert: x509.Certificate) -> str | None:
+    """Why some fact rotator reads from this certificate fails to decode, or None.
+
+    ``cryptography`` parses lazily: a certificate loads, and its duplicate extension, bad
+    UTF-8 name or unknown version raises only when that field is read, deep inside
+    inspection. Touching every field once here turns such a certificate into a finding on
+    its Secret instead of a crash of the whole pass (one tenant's Secret must not stop
+    rotation for everyone).
+    """
+    try:
+        _ = cert.version, cert.serial_number, cert.not_valid_before_utc, cert.not_valid_after_utc
+        for name in (cert.subject, cert.issuer):
+            name.rfc4514_string()
+            for attr in name:
+                _ = attr.value
+        for ext in cert.extensions:
+            _ = ext.value
+        _ = cert.tbs_certificate_bytes, cert.signature, cert.signature_algorithm_oid
+        _ = cert.fingerprint(hashes.SHA256())
+        # an unsupported key or signature algorithm is reported as weak, not as undecodable
+        with contextlib.suppress(UnsupportedAlgorithm):
+            cert.public_key()
+        with contextlib.suppress(UnsupportedAlgorithm):
+            _ = cert.signature_hash_algorithm
+    except Exception as exc:
+        return _described(exc)
+    return None
+
+
+def _described(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {_short(exc)}" if type(exc) is not ValueError else _short(exc)
 
 
 def _short(exc: Exception) -> str:

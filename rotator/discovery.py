@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from rotator.findings import finding
+from rotator.findings import finding, internal_error
 from rotator.hosts import istio_intersection, strip_namespace
 from rotator.model import (
     CredentialSpec,
@@ -207,9 +207,15 @@ def discover(inv: Inventory, options: DiscoveryOptions | None = None) -> tuple[l
         )
     by_gateway = virtual_services_by_gateway(inv)
     for gw in inv.istio_gateways:
-        _discover_istio(gw, inv, options, col, by_gateway.get((gw.namespace, gw.name), []))
+        try:
+            _discover_istio(gw, inv, options, col, by_gateway.get((gw.namespace, gw.name), []))
+        except Exception as exc:  # one Gateway's surprise must not hide the others' credentials
+            col.findings.append(internal_error("discovery", gw.ref, exc))
     for kgw in inv.kube_gateways:
-        _discover_kube(kgw, inv, col)
+        try:
+            _discover_kube(kgw, inv, col)
+        except Exception as exc:
+            col.findings.append(internal_error("discovery", kgw.ref, exc))
     return col.result(), col.findings
 
 

@@ -50,6 +50,7 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
     "issuer-change": ("warning", "The current certificate comes from another CA; not moved without consent"),
     "issuer-ca-expiring": ("warning", "The CA of a CA issuer expires soon (critical once expired)"),
     "not-served": ("error", "After a rotation, the gateway kept serving another certificate"),
+    "internal-error": ("error", "rotator failed on one object (a bug); the others were processed"),
     "issuer-unavailable": ("error", "An issuer cannot be used (missing or invalid CA, unreachable ACME server)"),
     # the seed's checklist
     "selector-no-workload": ("error", "The Gateway selector matches no workload"),
@@ -64,3 +65,14 @@ def finding(code: str, message: str, obj: ObjectRef | None = None, severity: Sev
     """Build a finding; the severity comes from the catalogue unless the context raises it."""
     default, _title = CATALOGUE[code]
     return Finding(code=code, severity=severity or default, message=message, object=obj)
+
+
+def internal_error(stage: str, obj: ObjectRef, exc: BaseException) -> Finding:
+    """One object's unexpected failure in one stage, as a finding on that object: the
+    pass goes on with the others (one tenant's odd object must not stop rotation)."""
+    return finding(
+        "internal-error",
+        f"{obj}: rotator failed during {stage} ({type(exc).__name__}: {str(exc)[:200]}); the other objects were "
+        "processed. Please report this with the object's shape (not its key material).",
+        obj,
+    )

@@ -98,8 +98,12 @@ def build_inventory(
             if not isinstance(namespace, str):
                 raise Malformed("metadata.namespace: expected a string")
             bucket, obj = parser(body, meta, namespace, raw.source)
-        except Malformed as exc:
-            message = f"{raw.source}: {label}: {exc}"
+        except Exception as exc:  # Malformed, or a parser bug: is this object's finding, never the pass's end
+            message = (
+                f"{raw.source}: {label}: {exc}"
+                if isinstance(exc, Malformed)
+                else (f"{raw.source}: {label}: could not be read ({type(exc).__name__}: {str(exc)[:200]})")
+            )
             ref = ObjectRef(kind, _ns_of(meta, default_namespace), _name_of(meta) or str(raw.source))
             findings.append(finding("invalid-manifest", message, ref))
             if kind in ("Secret", "ConfigMap") and _name_of(meta):

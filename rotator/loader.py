@@ -146,7 +146,49 @@ def _yaml_documents(text: str, name: str, result: LoadResult) -> Iterator[tuple[
             )
             continue
         if doc is not None:
+            problem = alias_amplification(doc)
+            if problem is not None:
+                result.errors.append(LoadError(Source(name, index), problem))
+                continue
             yield index, doc
+
+
+# YAML aliases let a small file describe an enormous object ("billion laughs"): PyYAML
+# shares the aliased node, but everything downstream walks it as if written out. A
+# document whose aliases add more than this many nodes is refused (docs/report-format.md).
+MAX_ALIAS_NODES = 100_000
+
+
+def alias_amplification(doc: Any, limit: int = MAX_ALIAS_NODES) -> str | None:
+    """Why the document is refused (aliases expand it past ``limit`` extra nodes, or an
+    alias refers to its own ancestor), or None. Linear in the document as written."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(doc, False)]
+    while stack:
+        node, done = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        key = id(node)
+        children = list(node.values()) if isinstance(node, dict) else node
+        if done:
+            on_path.discard(key)
+            sizes[key] = 1 + sum(sizes.get(id(c), 1) for c in children)
+            continue
+        if key in on_path:
+            return "refused: a YAML alias refers to a node that contains it (a recursive document)"
+        if key in sizes:
+            continue  # met again through an alias: its size is known
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if isinstance(c, dict | list))
+    expanded, written = sizes.get(id(doc), 1), len(sizes)
+    if expanded - written > limit:
+        return (
+            f"refused: YAML aliases expand this document by {expanded - written:,} objects (limit "
+            f"{limit:,}); write the objects out, or split the file"
+        )
+    return None
 
 
 def _split_documents(text: str) -> list[str]:

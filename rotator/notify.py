@@ -132,7 +132,12 @@ class AlertNotifier:
                 if self.monotonic() > deadline or not self.limiter.allow():
                     counts["deferred"] += 1  # still different from the stored state: next pass sends it
                     continue
-                if self.send(action, known):
+                try:
+                    sent = self.send(action, known)
+                except Exception as exc:  # one event's surprise never keeps the others from going out
+                    self.log.error("alert not sent", dedup_key=action.dedup_key, error=f"{type(exc).__name__}: {exc}")
+                    sent = False
+                if sent:
                     counts["triggered" if action.kind == "trigger" else "resolved"] += 1
                     done[action.dedup_key] = self._entry(action, kid)
                 else:

@@ -6,13 +6,15 @@ the way the inventory is obtained differs.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from rotator import checklist
 from rotator.config import Config
 from rotator.discovery import DiscoveryOptions, discover
+from rotator.findings import internal_error
 from rotator.inspection import InspectOptions, inspect
-from rotator.model import CheckResult, Finding, Inventory
+from rotator.model import CheckResult, Credential, CredentialSpec, Finding, Inventory, ObjectRef
 from rotator.policy import plan
 from rotator.timeutil import parse_duration
 
@@ -23,6 +25,25 @@ def run_check(
     options = DiscoveryOptions(scope_gateway_to_namespace=config.discovery.scope_gateway_to_namespace)
     specs, discovery_findings = discover(inv, options)
     inspect_options = InspectOptions(client_ca_warning=parse_duration(config.renewal.client_ca_warning))
-    credentials = tuple(plan(inspect(spec, inv, now, inspect_options), inv, config, now) for spec in specs)
-    findings = tuple(input_findings) + tuple(discovery_findings) + tuple(checklist.check(inv, options))
+    credentials = tuple(_credential(spec, inv, config, now, inspect_options) for spec in specs)
+    try:
+        advice = tuple(checklist.check(inv, options))
+    except Exception as exc:
+        advice = (internal_error("the checklist", ObjectRef("Checklist", "", "seed"), exc),)
+    findings = tuple(input_findings) + tuple(discovery_findings) + advice
     return CheckResult(evaluated_at=now, credentials=credentials, findings=findings)
+
+
+def _credential(
+    spec: CredentialSpec, inv: Inventory, config: Config, now: datetime, options: InspectOptions
+) -> Credential:
+    """Inspect and plan one credential; a failure in either is a finding on it alone."""
+    obj = ObjectRef(spec.kind, spec.namespace, spec.name)
+    try:
+        cred = inspect(spec, inv, now, options)
+    except Exception as exc:
+        return Credential(spec, None, "invalid", (*spec.findings, internal_error("inspection", obj, exc)))
+    try:
+        return plan(cred, inv, config, now)
+    except Exception as exc:
+        return replace(cred, findings=(*cred.findings, internal_error("planning", obj, exc)))

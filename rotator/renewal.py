@@ -28,7 +28,7 @@ from rotator import certs
 from rotator.cluster.api import SECRETS, ApiError, KubeAPI
 from rotator.cluster.writer import LABEL_MANAGED_BY, Material, SecretWriter, label_value, validate
 from rotator.config import Config
-from rotator.findings import finding
+from rotator.findings import finding, internal_error
 from rotator.hosts import strip_namespace
 from rotator.inspection import InspectOptions, inspect, select_server_keys
 from rotator.issuers import keys
@@ -216,12 +216,15 @@ class Renewer:
                 secret=lead.spec.name,
                 error=f"{type(exc).__name__}: {exc}",
             )
+            obj = ObjectRef("Secret", lead.spec.namespace, lead.spec.name)
             return RenewalOutcome(
                 lead.spec.namespace,
                 lead.spec.name,
                 "failed",
                 f"internal error: {type(exc).__name__}: {exc}",
                 lead.issuer,
+                copies=tuple(f"{c.spec.namespace}/{c.spec.name}" for c in copies),
+                findings=(internal_error("renewal", obj, exc),),
             )
 
     def key(self, cred: Credential) -> str:

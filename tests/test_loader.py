@@ -865,3 +865,39 @@ def test_null_list_elements_are_errors_not_empty_values(servers: list[Any]) -> N
     _, findings = build(f.gateway("gw", servers))
     assert [x.code for x in findings] == ["invalid-manifest"]
     assert "null" in findings[0].message
+
+
+def alias_bomb(doublings: int) -> str:
+    """A Gateway whose servers list is 2**doublings servers written as one, through aliases."""
+    lines = [
+        "apiVersion: networking.istio.io/v1",
+        "kind: Gateway",
+        "metadata: {name: bomb, namespace: istio-system}",
+        "x0: &s0 {port: {number: 443, name: https, protocol: HTTPS}, hosts: [a.example.com], "
+        "tls: {mode: SIMPLE, credentialName: a}}",
+    ]
+    lines += [f"x{i}: &s{i} [*s{i - 1}, *s{i - 1}]" for i in range(1, doublings + 1)]
+    lines.append(f"spec: {{selector: {{istio: ingressgateway}}, servers: *s{doublings}}}")
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_amplification_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    """A million servers from a file of a few lines: refused, quickly, naming the file."""
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(alias_bomb(20) + "---\n" + yaml.safe_dump(f.secret("ok", leaf=f.make_leaf())))
+    result = load([str(bomb)])
+    assert [o.body["metadata"]["name"] for o in result.objects] == ["ok"]  # the next document still loads
+    (err,) = result.errors
+    assert err.source == Source(str(bomb), 0)
+    assert "refused: YAML aliases expand this document" in err.message and "limit 100,000" in err.message
+    recursive = LoadResult()
+    parse_text("a: &x [*x]\n", "rec.yaml", recursive)
+    assert "recursive" in recursive.errors[0].message
+
+
+def test_ordinary_anchors_and_merge_keys_still_load() -> None:
+    text = "apiVersion: v1\nkind: ConfigMap\nmetadata: &m {name: x, namespace: default}\ndata: {a: &v hello, b: *v}\n"
+    result = LoadResult()
+    parse_text(text + "---\n" + alias_bomb(10), "ok.yaml", result)  # 1,024 servers: fine
+    assert result.errors == [] and len(result.objects) == 2
+    assert result.objects[0].body["data"] == {"a": "hello", "b": "hello"}
