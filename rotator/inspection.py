@@ -48,8 +48,10 @@ def inspect(spec: CredentialSpec, inv: Inventory, now: datetime, options: Inspec
     found: list[Finding] = list(spec.findings)
     data = _lookup(spec, inv, obj, found)
     if data is None:
-        malformed = any(f.code == "invalid-manifest" for f in found)
-        return Credential(spec, None, "invalid" if malformed else "missing", tuple(found))
+        # unreadable (malformed, or refused by RBAC) is not "missing": it exists, and
+        # rotator must not plan to create it
+        unreadable = any(f.code in ("invalid-manifest", "access-denied") for f in found)
+        return Credential(spec, None, "invalid" if unreadable else "missing", tuple(found))
     if spec.role == "server":
         return _inspect_server(spec, data, obj, now, found, options)
     return _inspect_ca(spec, data, obj, now, options, found, inv)

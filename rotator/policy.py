@@ -61,11 +61,17 @@ def certificate_nearing_expiry(i: PolicyInput) -> str | None:
     return None
 
 
+def secret_unreadable(i: PolicyInput) -> str | None:
+    """It may well need renewal, but nobody can tell; the gate below keeps it from issuing."""
+    return "the Secret cannot be read (access-denied)" if "access-denied" in _codes(i) else None
+
+
 def hosts_not_covered(i: PolicyInput) -> str | None:
     return "the certificate does not cover every host served" if "host-not-covered" in _codes(i) else None
 
 
 RENEWAL_TRIGGERS: tuple[tuple[str, Trigger], ...] = (
+    ("unreadable", secret_unreadable),
     ("secret-missing", secret_does_not_exist),
     ("content-invalid", secret_content_invalid),
     ("expired", certificate_expired),
@@ -82,6 +88,14 @@ Gate = Callable[[PolicyInput], Blocked | None]
 def _obj(i: PolicyInput) -> ObjectRef:
     s = i.credential.spec
     return ObjectRef(s.kind, s.namespace, s.name)
+
+
+def cannot_read(i: PolicyInput) -> Blocked | None:
+    """A certificate for a Secret rotator cannot read could never be written (it would be
+    ordered again every back-off period, against the CA's rate limits)."""
+    if "access-denied" not in _codes(i):
+        return None
+    return "rotator may not read the Secret; grant it (deploy/) and nothing is issued meanwhile", None
 
 
 def reference_is_broken(i: PolicyInput) -> Blocked | None:
@@ -167,6 +181,7 @@ def has_issuer(i: PolicyInput) -> Blocked | None:
 
 
 GATES: tuple[Gate, ...] = (
+    cannot_read,
     reference_is_broken,
     copy_exists_elsewhere,
     managed_externally,

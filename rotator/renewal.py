@@ -26,13 +26,13 @@ from cryptography import x509
 
 from rotator import certs
 from rotator.cluster.api import SECRETS, ApiError, KubeAPI
-from rotator.cluster.writer import LABEL_MANAGED_BY, Material, SecretWriter, label_value, validate
+from rotator.cluster.writer import Material, SecretWriter, validate
 from rotator.config import Config
 from rotator.findings import finding, internal_error
 from rotator.hosts import strip_namespace
 from rotator.inspection import InspectOptions, inspect, select_server_keys
 from rotator.issuers import keys
-from rotator.issuers.base import Issued, Issuer, IssueRequest, IssuerError
+from rotator.issuers.base import Issuer, IssueRequest, IssuerError
 from rotator.logs import get_logger
 from rotator.model import (
     CheckResult,
@@ -45,13 +45,11 @@ from rotator.model import (
     RenewalOutcome,
     Secret,
 )
+from rotator.pending import PendingStore, pending_name
 from rotator.policy import plan
 from rotator.state import StateStore
 from rotator.timeutil import parse_duration, rfc3339
 
-PENDING_LABEL = "rotator.io/pending-for"
-PENDING_ANN_SANS = "rotator.io/pending-sans"
-PENDING_ANN_ISSUER = "rotator.io/pending-issuer"
 RATE_LIMIT_FLOOR = timedelta(hours=1)
 
 
@@ -143,8 +141,12 @@ class Renewer:
         clock: Callable[[], datetime],
         rng: Callable[[], float] = random.random,
         may_write: Callable[[], bool] = lambda: True,
+        identity: str | None = None,
     ) -> None:
         self.may_write = may_write  # leader election: a replica that lost the Lease stops at once
+        self.pending = PendingStore(
+            api, clock, identity or getattr(may_write, "identity", None), getattr(may_write, "took_over_from", ())
+        )
         self.api = api
         self.config = config
         self.issuers = issuers
@@ -188,6 +190,8 @@ class Renewer:
         return replace(result, credentials=tuple(changed))
 
     def run(self, result: CheckResult, inv: Inventory) -> list[RenewalOutcome]:
+        if self.may_write():
+            self.sweep(result, inv)
         groups = group_copies(result.credentials)
         if not groups:
             return []
@@ -227,6 +231,22 @@ class Renewer:
                 findings=(internal_error("renewal", obj, exc),),
             )
 
+    def sweep(self, result: CheckResult, inv: Inventory) -> list[str]:
+        """Leftover pending Secrets (live private keys) in the namespaces of this pass."""
+
+        def serial_of(ns: str, name: str) -> str | None:
+            chain, _ = _current(inv.secret(ns, name))
+            return format(chain[0].serial_number, "x") if chain else None
+
+        namespaces = {
+            c.spec.namespace for c in result.credentials if c.spec.kind == "Secret" and c.spec.role == "server"
+        }
+        try:
+            return self.pending.sweep(namespaces, serial_of)
+        except Exception as exc:  # a sweep never stops renewals
+            self.log.warning("pending Secrets not swept", error=f"{type(exc).__name__}: {exc}")
+            return []
+
     def key(self, cred: Credential) -> str:
         return f"{cred.spec.namespace}/{cred.spec.name}"
 
@@ -259,7 +279,7 @@ class Renewer:
         references = tuple(dict.fromkeys(r for c in copies for r in c.spec.references))
         sans = sans_for(copies)
 
-        pending = self._usable_pending(ns, name, sans, references, now)
+        pending = self.pending.usable(ns, name, sans, references, now)
         if pending is None and next_attempt is not None and now < next_attempt:
             msg = (
                 f"waiting after {entry.get('failures')} failed attempt(s) until {rfc3339(next_attempt)}; "
@@ -267,7 +287,10 @@ class Renewer:
             )
             return _not_done("backoff", "renewal-backoff", msg, lead, names)
         if current_cert is not None and pending is None:
-            change = self._issuer_change(lead, secret, current_cert, issuer)
+            try:
+                change = self._issuer_change(lead, secret, current_cert, issuer)
+            except IssuerError as exc:  # its CA cannot be read: a failed renewal, in the API's words
+                return self._failed(lead, names, exc, "issuer unavailable")
             if change is not None:
                 return RenewalOutcome(
                     ns, name, "skipped", change.message, issuer_name, copies=names, findings=(change,)
@@ -281,18 +304,38 @@ class Renewer:
                 sorted({f"{r.namespace}/{r.name}" for r in references if r.group == "networking.istio.io"})
             )
             request = IssueRequest(ns, name, sans, algorithm, pkcs1, replaces=current_cert, gateways=gateways)
+            # The claim first: a second pass running at the same time (no Lease between
+            # them) sees this order in flight instead of placing its own.
+            held = self.pending.claim(ns, name)
+            if held is not None:
+                return RenewalOutcome(ns, name, "skipped", held, issuer_name, copies=names)
+            if self._renewed_meanwhile(ns, name, secret, lead, inv):
+                self.pending.drop(ns, name)
+                return RenewalOutcome(
+                    ns,
+                    name,
+                    "skipped",
+                    "renewed by another writer since this pass read it; nothing ordered",
+                    issuer_name,
+                    copies=names,
+                )
             try:
                 issued = issuer.issue(request)
             except IssuerError as exc:
+                self.pending.drop(ns, name)  # release the claim
                 return self._failed(lead, names, exc, "issuance failed")
+            except BaseException:
+                self.pending.drop(ns, name)
+                raise
             reused = False
             problems = validate(Material(issued.chain_pem, issued.key_pem, issued.issuer), references, self.clock())
             if problems:
+                self.pending.drop(ns, name)
                 note = "; ".join(f"{p.code}: {p.message}" for p in problems)
                 return self._failed(
                     lead, names, IssuerError(f"issued certificate rejected: {note}"), "validation failed"
                 )
-            kept = self._keep_pending(ns, name, issued, sans)
+            kept = self.pending.keep(ns, name, issued, sans)
         material = Material(issued.chain_pem, issued.key_pem, issued.issuer)
         if not self.may_write():  # lost the Lease while ordering: the pending Secret keeps it
             return RenewalOutcome(
@@ -342,12 +385,27 @@ class Renewer:
                 reused,
                 (finding("renewal-failed", f"{obj}: write failed: {msg}", obj),),
             )
-        self._drop_pending(ns, name)
+        self.pending.drop(ns, name)
         self.state.update(self.key(lead), lambda _old: None)
         statuses = {o.status for o in outcomes}
         if statuses <= {"skipped"}:
             return RenewalOutcome(
                 ns, name, "skipped", "rotated concurrently by another writer", issued.issuer, copies=names
+            )
+        if statuses <= {"skipped", "unchanged"}:
+            # Every copy already held this certificate (an earlier pass wrote it and died
+            # before removing the pending Secret): nothing was written, so no renewal is
+            # reported.
+            return RenewalOutcome(
+                ns,
+                name,
+                "skipped",
+                f"already holds certificate serial {issued.serial} (written by an earlier pass); nothing written",
+                issued.issuer,
+                issued.serial,
+                issued.not_after,
+                names,
+                reused,
             )
         self.log.info(
             "renewed",
@@ -409,6 +467,20 @@ class Renewer:
             obj,
         )
 
+    def _renewed_meanwhile(self, ns: str, name: str, planned: Secret | None, lead: Credential, inv: Inventory) -> bool:
+        """Holding the claim, look once more: a pass that finished this Secret between our
+        read and our claim has released its claim already, and its certificate is in place."""
+        if planned is None or not planned.resource_version:
+            return False
+        try:
+            current = self.api.get(SECRETS, ns, name)
+        except ApiError:
+            return False  # the write re-checks on conflict anyway
+        if current is None:
+            return False
+        rv = str((current.get("metadata") or {}).get("resourceVersion", ""))
+        return rv != planned.resource_version and not self._still_needed(current, lead, inv)
+
     def _still_needed(self, current: dict[str, Any], lead: Credential, inv: Inventory) -> bool:
         """Re-check after a conflicting write: maybe someone already rotated it."""
         data = {k: base64.b64decode(v or "") for k, v in (current.get("data") or {}).items()}
@@ -424,72 +496,6 @@ class Renewer:
         now = self.clock()
         cred = plan(inspect(lead.spec, fresh, now, InspectOptions()), fresh, self.config, now)
         return cred.action == "renew"
-
-    # -- pending certificates ----------------------------------------------------------
-
-    def _keep_pending(self, ns: str, name: str, issued: Issued, sans: tuple[str, ...]) -> bool:
-        body: dict[str, Any] = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {
-                "name": pending_name(name),
-                "namespace": ns,
-                "labels": {PENDING_LABEL: label_value(name), LABEL_MANAGED_BY: "rotator"},
-                "annotations": {PENDING_ANN_SANS: ",".join(sans), PENDING_ANN_ISSUER: issued.issuer},
-            },
-            "type": "kubernetes.io/tls",
-            "data": {
-                "tls.crt": base64.b64encode(issued.chain_pem).decode(),
-                "tls.key": base64.b64encode(issued.key_pem).decode(),
-            },
-        }
-        try:
-            existing = self.api.get(SECRETS, ns, pending_name(name))
-            if existing is None:
-                self.api.create(SECRETS, ns, body)
-            else:
-                body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
-                self.api.update(SECRETS, ns, body)
-        except ApiError as exc:
-            # Not fatal: the write below may still succeed; only the safety net is missing.
-            self.log.warning("could not keep the pending certificate", namespace=ns, secret=name, error=str(exc))
-            return False
-        return True
-
-    def _usable_pending(
-        self, ns: str, name: str, sans: tuple[str, ...], references: tuple[Reference, ...], now: datetime
-    ) -> Issued | None:
-        try:
-            obj = self.api.get(SECRETS, ns, pending_name(name))
-        except ApiError:
-            return None
-        if obj is None:
-            return None
-        data = {k: base64.b64decode(v or "") for k, v in (obj.get("data") or {}).items()}
-        family = select_server_keys(data)
-        if family is None:
-            return None
-        material = Material(data[family[0]], data[family[1]])
-        if validate(material, references, now):
-            return None  # expired or no longer covering the hosts: order anew
-        have = set(((obj.get("metadata") or {}).get("annotations") or {}).get(PENDING_ANN_SANS, "").split(","))
-        if not set(sans) <= have:
-            return None
-        leaf = certs.parse_bundle(material.chain_pem).certs[0]
-        issuer = ((obj.get("metadata") or {}).get("annotations") or {}).get(PENDING_ANN_ISSUER, "")
-        return Issued(
-            material.chain_pem, material.key_pem, format(leaf.serial_number, "x"), certs.not_after(leaf), issuer
-        )
-
-    def _drop_pending(self, ns: str, name: str) -> None:
-        try:
-            self.api.delete(SECRETS, ns, pending_name(name))
-        except ApiError as exc:
-            self.log.warning("pending certificate not removed", namespace=ns, secret=name, error=str(exc))
-
-
-def pending_name(name: str) -> str:
-    return f"{name[:230]}-rotator-pending"
 
 
 def _current(secret: Secret | None) -> tuple[tuple[x509.Certificate, ...], bytes | None]:

@@ -104,7 +104,8 @@ def test_refused_namespace_is_reported_and_the_others_checked(tmp_path: Path) ->
         code, doc = cli_json("--kubeconfig", str(cluster.kubeconfig(tmp_path / "kc")), "--at", "2026-12-01")
     creds = {(c["namespace"], c["name"]): c for c in doc["credentials"]}
     web = creds[("certs", "web-tls")]
-    assert web["state"] == "missing"
+    assert web["state"] == "invalid"  # it exists (the API said forbidden, not not-found): never "missing"
+    assert web["action"] == "skip" and "may not read the Secret" in web["reason"]  # nothing is ordered for it
     (denied,) = [x for x in web["findings"] if x["code"] == "access-denied"]
     assert "forbidden" in denied["message"] and "'get'" in denied["message"] and "'certs'" in denied["message"]
     assert creds[("istio-system", "api-tls-secret")]["state"] == "due"

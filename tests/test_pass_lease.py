@@ -199,11 +199,14 @@ def test_a_pass_killed_holding_the_lease_does_not_block_the_next_one(
         def kill(_cluster: FakeCluster, _req: Any) -> None:  # the node dies as the pass starts writing
             os.kill(proc.pid, signal.SIGKILL)
 
-        fake.fault(method="POST", resource="secrets", before=kill, status=503)
+        fake.fault(method="POST", resource="secrets", times=1)  # its first claim lands ...
+        fake.fault(method="POST", resource="secrets", before=kill, status=503)  # ... then the node dies
         proc.communicate(timeout=60)
         assert proc.returncode == -signal.SIGKILL
         dead = (fake.get(*LEASE) or {})["spec"]
         assert dead["holderIdentity"].startswith("check/")  # the dead pass still "holds" it
+        claims = [s for s in fake.list("v1", "Secret", "istio-system") if s["metadata"]["name"].endswith("-pending")]
+        assert len(claims) == 1  # and one per-Secret claim, fresh: it must not block the next pass either
         assert {n: secret_data(fake, f"{n}-tls")["tls.crt"] for n in before} == before and pd.events == []
 
         # The next CronJob pass, a schedule later: the API server's clock is past the claim.
@@ -222,6 +225,9 @@ def test_a_pass_killed_holding_the_lease_does_not_block_the_next_one(
         assert code == 1  # legacy-tls is expired and nobody renews it: the Job says so
         spec = (fake.get(*LEASE) or {})["spec"]
         assert spec["holderIdentity"] == "" and int(spec["leaseTransitions"]) >= 1  # taken over, released
+        assert [
+            s for s in fake.list("v1", "Secret", "istio-system") if s["metadata"]["name"].endswith("-pending")
+        ] == []
         assert fake.denied() == [] and fake.errors == []
 
 

@@ -303,7 +303,7 @@ def plan_from_cluster(kc: Path, config: Any, when: datetime) -> tuple[Any, Any]:
 def test_a_failed_write_keeps_the_certificate_and_never_orders_twice(cluster: tuple[FakeCluster, Path, CA]) -> None:
     fake, kc, ca = cluster
     renewer, issuer, config = renewer_for(fake, kc, ca)
-    fake.fault(method="PUT", path_contains=f"/secrets/{NAME}", status=500, times=1000)
+    fake.fault(method="PUT", name=NAME, status=500, times=1000)
     result, inv = plan_from_cluster(kc, config, now())
     (first,) = renewer.run(result, inv)
     assert first.status == "failed" and "kept in Secret" in first.message

@@ -275,30 +275,50 @@ class KubeAPI:
     ) -> Iterator[dict[str, Any]]:
         """Each page of a paginated LIST (``limit``/``continue``), so memory stays one page deep."""
         token = ""
-        restarts = 0
+        selectors = {}
+        if label_selector:
+            selectors["labelSelector"] = label_selector
+        if field_selector:
+            selectors["fieldSelector"] = field_selector
         while True:
-            query = {"limit": str(limit)}
+            query = {"limit": str(limit), **selectors}
             if token:
                 query["continue"] = token
-            if label_selector:
-                query["labelSelector"] = label_selector
-            if field_selector:
-                query["fieldSelector"] = field_selector
             try:
                 page = self.request(
                     "GET", rt.path(namespace), verb="list", resource=rt.label, namespace=namespace, query=query
                 )
             except ApiError as exc:
-                # 410 Expired: the continue token outlived the server's history; start again
-                # (items() drops the repeats).
-                if exc.status != 410 or not token or restarts >= 2:
+                if exc.status != 410 or not token:
                     raise
-                token, restarts = "", restarts + 1
-                continue
+                # 410 Expired: the continue token outlived the server's history (a slow
+                # pass, a busy etcd). Like client-go's reflector, fall back to one full list
+                # without pagination (items() drops what earlier pages returned already).
+                yield self._full_list(rt, namespace, selectors, exc)
+                return
             yield page
             token = (page.get("metadata") or {}).get("continue") or ""
             if not token:
                 return
+
+    def _full_list(
+        self, rt: ResourceType, namespace: str | None, selectors: dict[str, str], expired: ApiError
+    ) -> dict[str, Any]:
+        try:
+            page: dict[str, Any] = self.request(
+                "GET", rt.path(namespace), verb="list", resource=rt.label, namespace=namespace, query=selectors
+            )
+        except ApiError as exc:
+            raise ApiError(
+                exc.status,
+                exc.reason,
+                f"the paginated list expired ({expired.message}) and one full list without pagination failed "
+                f"too: {exc.message}",
+                "list",
+                rt.label,
+                namespace,
+            ) from exc
+        return page
 
     def items(self, rt: ResourceType, namespace: str | None = None, **kw: Any) -> Iterator[dict[str, Any]]:
         """Every item across pages, with apiVersion/kind filled in (core LISTs omit them).

@@ -73,6 +73,7 @@ class LeaderElector:
         self._lock = threading.Lock()
         self.last_error: ApiError | None = None  # of the last attempt: why it could not tell
         self.holder = ""  # who holds the Lease, as last seen
+        self.took_over_from = ""  # the holder whose expired claim we took, if any
         self.log = get_logger("rotator.leader")
 
     def is_leader(self) -> bool:
@@ -111,6 +112,8 @@ class LeaderElector:
             if holder != self.identity and holder and not expired:
                 self._set(None)
                 return False
+            if holder and holder != self.identity:
+                self.took_over_from = holder
             transitions = int(spec.get("leaseTransitions") or 0) + (0 if holder == self.identity else 1)
             acquired = _parse(spec.get("acquireTime")) if holder == self.identity else now
             self.api.update(LEASES, self.namespace, self._body(lease, now, transitions, acquired or now))
@@ -202,6 +205,10 @@ class PassLease:
     def __init__(self, state: str, elector: LeaderElector, stop: threading.Event) -> None:
         self.state = state  # "leader", "follower" (someone else holds it) or "uncoordinated"
         self.holder = elector.holder
+        self.identity = elector.identity
+        # A pass that took the Lease over from a dead holder knows that holder's per-Secret
+        # claims (rotator.pending) are dead too, without waiting out their TTL.
+        self.took_over_from = (elector.took_over_from,) if state == "leader" and elector.took_over_from else ()
         self.lease = f"{elector.namespace}/{elector.name}"
         self._elector = elector
         self._stop = stop

@@ -293,18 +293,30 @@ class SecretWriter:
         if found:
             return found
         ns, name = meta["namespace"], meta["name"]
+        last: ApiError | None = None
         for _ in range(3):
             try:
                 created = self.api.create(SECRETS, ns, backup_secret(current, self.clock()), retry=False)
                 return str(created["metadata"]["name"])
             except ApiError as exc:
+                last = exc
                 if not exc.transient:
-                    raise
+                    break
                 found = self._backup_for(rv, self.backups(ns, name))
                 if found:
                     return found
+        assert last is not None
+        # Named for what failed: the backup (a quota on Secrets, an admission webhook on
+        # its labels), not the Secret it was for, which was never touched.
         raise ApiError(
-            0, "BackupFailed", "could not create the backup; not updating without one", "create", "secrets", ns, name
+            last.status,
+            last.reason,
+            f"could not create the backup of Secret {ns}/{name}; not updating it without one. "
+            f"Server said: {last.message}",
+            "create",
+            "secrets",
+            ns,
+            f"{safe_stem(name)}-rotator-backup-…",
         )
 
     def _prune(self, namespace: str, name: str) -> None:

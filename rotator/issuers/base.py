@@ -54,7 +54,9 @@ class Issuer(Protocol):
         """Issue a certificate for the request; raise IssuerError on failure."""
 
     def owns(self, cert: x509.Certificate) -> bool:
-        """Was ``cert`` issued by this issuer? (moving a credential to another CA needs consent)."""
+        """Was ``cert`` issued by this issuer? (moving a credential to another CA needs consent).
+        Raises IssuerError when it cannot tell (its CA cannot be read): "unknown" must not
+        read as "another CA"."""
 
     def health(self, now: datetime) -> list[Finding]:
         """Problems with the issuer itself, e.g. its CA expiring."""

@@ -7,8 +7,9 @@ import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from rotator.cluster.api import SECRETS, KubeAPI
+from rotator.cluster.api import SECRETS, ApiError, KubeAPI
 from rotator.config import CAIssuerConfig, Config, SecretKeyRef
 from rotator.issuers.base import Issuer, IssuerError
 from rotator.issuers.ca import CAIssuer, CAMaterial, load_material
@@ -38,10 +39,28 @@ def secret_data(api: KubeAPI | None, ref: str) -> dict[str, bytes]:
     if api is None:
         raise IssuerError(f"Secret {ref} needs a cluster connection")
     ns, _, name = ref.partition("/")
-    obj = api.get(SECRETS, ns, name)
+    obj = _read_with_retry(api, ns, name, ref)
     if obj is None:
         raise IssuerError(f"Secret {ref} not found")
     return {k: base64.b64decode(v or "") for k, v in (obj.get("data") or {}).items()}
+
+
+FORBIDDEN_RETRIES = 2  # a 403 can be RBAC still propagating after an install
+
+
+def _read_with_retry(api: KubeAPI, ns: str, name: str, ref: str) -> dict[str, Any] | None:
+    """The issuer's Secret. 5xx and 429 are retried by the API seam; a 403 is retried a
+    little too, with back-off. What still fails is an IssuerError carrying the API's words,
+    so the renewal is ``renewal-failed`` (and backs off) rather than a crash."""
+    for attempt in range(FORBIDDEN_RETRIES + 1):
+        try:
+            return api.get(SECRETS, ns, name)
+        except ApiError as exc:
+            if exc.status == 403 and attempt < FORBIDDEN_RETRIES:
+                api.sleep(api.retry.delay(attempt))
+                continue
+            raise IssuerError(f"cannot read Secret {ref}: {exc}") from exc
+    return None  # pragma: no cover - the loop always returns or raises
 
 
 def _ca_loader(name: str, cfg: CAIssuerConfig, api: KubeAPI | None) -> Callable[[], CAMaterial]:

@@ -110,9 +110,12 @@ class _Fault:
     drop_connection: bool
     delay: float
     before: Callable[[FakeCluster, Request], None] | None
+    name: str | None = None
 
     def matches(self, req: Request, target: str) -> bool:
         if self.method is not None and self.method.upper() != req.method:
+            return False
+        if self.name is not None and self.name != req.name:
             return False
         if self.path_contains is not None and self.path_contains not in target:
             return False
@@ -449,8 +452,10 @@ class FakeCluster:
         drop_connection: bool = False,
         delay: float = 0.0,
         before: Callable[[FakeCluster, Request], None] | None = None,
+        name: str | None = None,
     ) -> None:
-        """Sabotage the next `times` matching requests (all given criteria must match).
+        """Sabotage the next `times` matching requests (all given criteria must match;
+        `name` is the object's exact name).
 
         Order of effects: `before(cluster, request)`, then `delay`, then either a dropped connection,
         a Status of `status` (429 defaults Retry-After to 1 s), or normal handling.  Faults apply after
@@ -466,7 +471,17 @@ class FakeCluster:
         with self._lock:
             self._faults.append(
                 _Fault(
-                    method, path_contains, verb, resource, status, times, retry_after, drop_connection, delay, before
+                    method,
+                    path_contains,
+                    verb,
+                    resource,
+                    status,
+                    times,
+                    retry_after,
+                    drop_connection,
+                    delay,
+                    before,
+                    name,
                 )
             )
 
