@@ -246,3 +246,44 @@ def test_generated_manifests_never_stop_the_pass(which: int, path: list[str | in
     if which == 3:  # only the victim Secret broken: its neighbour is renewed all the same
         due = next(c for c in doc["credentials"] if c["name"] == "due-tls")
         assert due["action"] == "renew", due
+
+
+def test_the_cli_prints_one_json_document_for_a_sample_of_the_corpus(tmp_path: Path) -> None:
+    """The same cases through `rotator check --dry-run -f … -o json` itself: stdout is one
+    JSON document and the exit code a Nagios one, never 3 (could not run)."""
+    import io
+
+    import yaml
+
+    from rotator.cli import main
+
+    files = corpus_files()[::40]  # every 40th file, in every slot: ~200 runs of the real CLI
+    good = f.make_leaf(["victim.example.com"])
+    manifest = tmp_path / "case.yaml"
+    codes: dict[int, int] = {}
+    for path in files:
+        for slot in SLOTS:
+            manifest.write_text(yaml.safe_dump_all(neighbours() + victim(slot, path.read_bytes(), good)))
+            out = io.StringIO()
+            code = main(["check", "--dry-run", "-f", str(manifest), "-o", "json", "--log-level", "error"], stdout=out)
+            json.loads(out.getvalue())  # raises on anything but one JSON document
+            codes[code] = codes.get(code, 0) + 1
+    assert set(codes) <= {0, 1, 2}, codes
+    assert sum(codes.values()) == len(files) * len(SLOTS) >= 200
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cut=st.floats(min_value=0, max_value=1), as_json=st.booleans())
+def test_truncated_manifest_text_is_a_finding(cut: float, as_json: bool) -> None:
+    """A file cut anywhere (a partial download, a full disk) loads what is whole."""
+    import yaml
+
+    objects = [*neighbours(), f.secret("victim-tls", leaf=f.make_leaf(["victim.example.com"]))]
+    text = (
+        json.dumps({"kind": "List", "apiVersion": "v1", "items": objects}) if as_json else yaml.safe_dump_all(objects)
+    )
+    loaded = LoadResult()
+    parse_text(text[: int(len(text) * cut)], "cut.yaml", loaded)
+    inventory, findings = build_inventory(loaded.objects, default_namespace="default")
+    result = run_check(inventory, CONFIG, NOW, findings)
+    json.dumps(to_document(result))
