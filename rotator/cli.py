@@ -433,6 +433,12 @@ def _daemon(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _error(str(exc))
     if args.listen:
+        from rotator.timeutil import parse_listen
+
+        try:
+            parse_listen(args.listen)
+        except ValueError as exc:
+            return _error(f"--listen: {exc}")
         config = config.model_copy(update={"daemon": config.daemon.model_copy(update={"listen": args.listen})})
     logs.configure(args.log_level or config.logging.level, args.log_format or config.logging.format)
     api = _api(args)

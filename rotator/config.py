@@ -46,6 +46,25 @@ def _check_optional_duration(value: str | None) -> str | None:
     return value if value is None else _check_duration(value)
 
 
+def _check_cron(value: str | None) -> str | None:
+    """A crontab the scheduler can run, checked when the config loads (not at start-up)."""
+    if value is None:
+        return None
+    from apscheduler.triggers.cron import CronTrigger
+
+    from rotator.timeutil import crontab_fields
+
+    CronTrigger(**crontab_fields(value), timezone="UTC")  # ValueError: a config error naming the field
+    return value
+
+
+def _check_listen(value: str) -> str:
+    from rotator.timeutil import parse_listen
+
+    parse_listen(value)
+    return value
+
+
 class RenewalConfig(_Strict):
     renew_before: str | None = Field(
         default=None,
@@ -263,7 +282,11 @@ class LeaseConfig(_Strict):
 
 class DaemonConfig(_Strict):
     interval: str | None = Field(default="1h", description="Run a pass this often (ignored when `cron` is set).")
-    cron: str | None = Field(default=None, description="Or a crontab expression (`17 */6 * * *`), UTC.")
+    cron: str | None = Field(
+        default=None,
+        description="Or a crontab expression (`17 */6 * * *`), UTC; weekdays as in crontab (0 and 7 are "
+        "Sunday). Checked when the config loads.",
+    )
     jitter: str = Field(default="60s", description="Random delay added to each run, so replicas and clusters spread.")
     misfire_grace: str = Field(default="10m", description="A run missed by less than this still happens.")
     listen: str = Field(default="0.0.0.0:9090", description="Address of /metrics, /healthz and /readyz.")
@@ -277,6 +300,8 @@ class DaemonConfig(_Strict):
     check = field_validator("interval", "jitter", "misfire_grace", "ready_after_failure", "shutdown_timeout")(
         _check_optional_duration
     )
+    check_cron = field_validator("cron")(_check_cron)
+    check_listen = field_validator("listen")(_check_listen)
 
 
 class VerifyConfig(_Strict):

@@ -25,7 +25,7 @@ from rotator.config import Config
 from rotator.logs import get_logger
 from rotator.metrics import Metrics
 from rotator.runner import live_pass
-from rotator.timeutil import parse_duration
+from rotator.timeutil import crontab_fields, parse_duration, parse_listen
 
 
 class Daemon:
@@ -167,8 +167,8 @@ class Daemon:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        host, _, port = listen.rpartition(":")
-        self.http = ThreadingHTTPServer((host or "0.0.0.0", int(port)), Handler)
+        host, port = parse_listen(listen)
+        self.http = ThreadingHTTPServer((host, port), Handler)
         self.http.daemon_threads = True
         threading.Thread(target=self.http.serve_forever, name="http", daemon=True).start()
         return int(self.http.server_address[1])
@@ -184,7 +184,7 @@ class Daemon:
         jitter = int(parse_duration(d.jitter).total_seconds()) or None
         trigger: Any
         if d.cron:
-            trigger = CronTrigger.from_crontab(d.cron, timezone="UTC", jitter=jitter)
+            trigger = CronTrigger(**crontab_fields(d.cron), timezone="UTC", jitter=jitter)
         else:
             trigger = IntervalTrigger(seconds=parse_duration(d.interval or "1h").total_seconds(), jitter=jitter)
         if self.elector is not None:

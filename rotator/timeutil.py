@@ -110,3 +110,62 @@ def rfc3339(value: datetime) -> str:
     """RFC 3339 UTC with a four-digit year (strftime's %Y drops leading zeros on Linux)."""
     v = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     return f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}Z"
+
+
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def crontab_fields(expr: str) -> dict[str, str]:
+    """A standard 5-field crontab line as APScheduler ``CronTrigger`` fields.
+
+    Day-of-week numbers follow crontab (0 and 7 are Sunday), not APScheduler 3's own
+    numbering (0 is Monday), so ``0 3 * * 1`` runs on Mondays as in any crontab. Raises
+    ValueError naming the problem.
+    """
+    values = expr.split()
+    if len(values) != 5:
+        raise ValueError(f"crontab {expr!r}: expected 5 fields (minute hour day month weekday), got {len(values)}")
+    minute, hour, day, month, weekday = values
+    return {"minute": minute, "hour": hour, "day": day, "month": month, "day_of_week": _cron_weekdays(weekday, expr)}
+
+
+def _cron_weekdays(field: str, expr: str) -> str:
+    if not any(ch.isdigit() for ch in field):
+        return field  # *, names (mon-fri): the same in both
+    days: set[int] = set()
+    for part in field.split(","):
+        rng, _, step_text = part.partition("/")
+        step = int(step_text) if step_text.isdigit() else 1
+        if step_text and not step_text.isdigit():
+            raise ValueError(f"crontab {expr!r}: bad step in weekday field {field!r}")
+        if rng == "*":
+            lo, hi = 0, 6
+        elif "-" in rng:
+            a, _, b = rng.partition("-")
+            lo, hi = _weekday(a, expr), _weekday(b, expr)
+        else:
+            lo = _weekday(rng, expr)
+            hi = 6 if step_text else lo
+        if hi < lo:
+            hi += 7  # fri-mon wraps over the weekend
+        days |= {d % 7 for d in range(lo, hi + 1, step)}
+    return ",".join(_CRON_DAYS[d] for d in sorted(days))
+
+
+def _weekday(text: str, expr: str) -> int:
+    if text.isdigit() and 0 <= int(text) <= 7:
+        return int(text) % 7
+    if text.lower()[:3] in _CRON_DAYS:
+        return _CRON_DAYS.index(text.lower()[:3])
+    raise ValueError(f"crontab {expr!r}: {text!r} is not a weekday (0-7 or sun..sat)")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``host:port`` (``:9090``, ``[::]:9090``) as a bind address; ValueError naming the problem."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listen address {text!r}: expected HOST:PORT with a port from 0 to 65535, e.g. 0.0.0.0:9090")
+    host = host.strip("[]")
+    if any(ch.isspace() for ch in host) or "/" in host:
+        raise ValueError(f"listen address {text!r}: {host!r} is not a host name or IP address")
+    return host or "0.0.0.0", int(port)

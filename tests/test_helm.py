@@ -652,3 +652,61 @@ def test_a_release_in_another_namespace_renews_with_exactly_the_charts_rbac(tmp_
         assert secret_data(fake, "app-tls", "istio-system")["tls.crt"] != crt
         state = [r for r in fake.requests if r.resource == "configmaps"]
         assert state and {r.namespace for r in state} == {"platform-certs"}
+
+
+@pytest.mark.parametrize("values", [{"mode": "daemon"}, {"mode": "daemon", "schedule": "30 4 * * 1-5"}])
+def test_the_daemon_starts_from_the_charts_rendered_config(values: dict[str, Any], tmp_path: Path) -> None:
+    """`helm install --set mode=daemon` copies `schedule` into daemon.cron: the daemon must
+    start with it (it crash-looped on CronTrigger.from_crontab(jitter=...))."""
+    from datetime import UTC, datetime
+
+    from rotator.daemon import Daemon
+    from tests.fakeapi import FakeCluster
+
+    cfg = shipped_config(render(values), tmp_path)
+    assert cfg.daemon.cron  # the chart's default schedule, or the one given
+    with FakeCluster(rbac_manifests=kube.deploy_rbac()) as fake:
+        d = Daemon(kube.api(fake.kubeconfig(tmp_path / "kc")), cfg, lambda: datetime.now(UTC), identity="chart")
+        d.start(first_run_in=3600)  # scheduled, not run: this test is about starting
+        try:
+            job = d.scheduler.get_job("pass")
+            trigger = job.trigger
+            fields = {f.name: str(f) for f in trigger.fields}
+            minute, hour, _day, _month, weekday = cfg.daemon.cron.split()
+            assert fields["minute"] == minute and fields["hour"] == hour
+            if weekday == "1-5":  # crontab's Monday to Friday, not APScheduler's Tuesday to Saturday
+                assert fields["day_of_week"] == "mon,tue,wed,thu,fri"
+            assert trigger.jitter == 60
+        finally:
+            d.stop()
+
+
+def test_bad_schedules_and_listen_addresses_fail_when_the_config_loads(tmp_path: Path) -> None:
+    from rotator.config import ConfigError, parse_config
+
+    for daemon, field in (
+        ({"cron": "nonsense"}, "daemon.cron"),
+        ({"cron": "61 * * * *"}, "daemon.cron"),
+        ({"cron": "0 3 * * 9"}, "daemon.cron"),
+        ({"listen": "nonsense"}, "daemon.listen"),
+        ({"listen": "127.0.0.1:99999"}, "daemon.listen"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            parse_config({"daemon": daemon})
+        assert field in str(err.value), err.value
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rotator",
+            "daemon",
+            "--listen",
+            "garbage",
+            "--config",
+            str(ROOT / "config/rotator.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert p.returncode == 3 and "--listen: listen address 'garbage'" in p.stderr and "Traceback" not in p.stderr

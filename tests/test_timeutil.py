@@ -222,3 +222,36 @@ def test_parse_when(text: str, expected: object) -> None:
 def test_parse_when_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_when(text, f.NOW)
+
+
+@pytest.mark.parametrize(
+    "expr,days",
+    [
+        ("0 3 * * 1", "mon"),
+        ("0 3 * * 0", "sun"),
+        ("0 3 * * 7", "sun"),
+        ("0 3 * * 1-5", "mon,tue,wed,thu,fri"),
+        ("0 3 * * 5-1", "sun,mon,fri,sat"),
+        ("0 3 * * */2", "sun,tue,thu,sat"),
+        ("0 3 * * 0,6", "sun,sat"),
+        ("0 3 * * mon-fri", "mon-fri"),
+        ("0 3 * * *", "*"),
+    ],
+)
+def test_crontab_weekdays_mean_what_they_mean_in_crontab(expr: str, days: str) -> None:
+    """APScheduler 3 counts 0 as Monday; a crontab counts it as Sunday."""
+    from rotator.timeutil import crontab_fields
+
+    assert crontab_fields(expr)["day_of_week"] == days
+
+
+@pytest.mark.parametrize(
+    "text,ok", [("0.0.0.0:9090", ("0.0.0.0", 9090)), (":8080", ("0.0.0.0", 8080)), ("[::]:9", ("::", 9))]
+)
+def test_listen_addresses(text: str, ok: tuple[str, int]) -> None:
+    from rotator.timeutil import parse_listen
+
+    assert parse_listen(text) == ok
+    for bad in ("9090", "host:", "host:70000", "a b:1"):
+        with pytest.raises(ValueError):
+            parse_listen(bad)
