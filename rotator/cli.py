@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
     except KeyboardInterrupt:
         return _error("interrupted")
     except Terminated:
-        return _error("terminated (SIGTERM): stopped before the next write; the Lease was released")
+        return _error("terminated (SIGTERM): stopped before the next write; the Lease, if held, was released")
     except Exception as exc:  # a bug must never look like OK or WARNING to cron/Nagios
         import traceback
 
@@ -286,9 +286,13 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
         got = _from_files(args, config, stdin)
         if isinstance(got, int):
             return got
-        from rotator.pipeline import run_check
+        from rotator.issuers.factory import build_issuers
+        from rotator.runner import plan_with_facts
 
-        result = run_check(got[0], config, now, got[1])
+        # Offline: who issued each certificate is still known where it needs no cluster
+        # (an ACME issuer's accept_issuers, a CA from files); no CA is contacted.
+        offline = build_issuers(config, None, utcnow)
+        result = plan_with_facts(got[0], config, now, got[1], offline, None, ari=False)
     else:
         api = _api(args)
         if isinstance(api, int):
@@ -305,7 +309,11 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
             if args.dry_run:
                 result, _ = live_pass(api, config, lambda: now, True)
             elif not config.daemon.leader_election:
-                result, _ = live_pass(api, config, utcnow, False, issuers=issuers or None)
+                stop = threading.Event()
+                with _terminate_on_sigterm(stop):
+                    result, _ = live_pass(
+                        api, config, utcnow, False, lambda: not stop.is_set(), issuers=issuers or None
+                    )
             else:  # the CronJob or an operator: never renew alongside the daemon
                 import os
                 import socket

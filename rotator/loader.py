@@ -182,13 +182,31 @@ def alias_amplification(doc: Any, limit: int = MAX_ALIAS_NODES) -> str | None:
         on_path.add(key)
         stack.append((node, True))
         stack.extend((c, False) for c in children if isinstance(c, dict | list))
-    expanded, written = sizes.get(id(doc), 1), len(sizes)
+    # As written: each distinct container once, with its scalars (a plain 100 MB list of
+    # Secrets is large, not amplified); expanded: every path through the aliases.
+    written = sum(
+        1 + sum(1 for c in (n.values() if isinstance(n, dict) else n) if not isinstance(c, dict | list))
+        for n in _distinct(doc)
+    )
+    expanded = sizes.get(id(doc), 1)
     if expanded - written > limit:
         return (
             f"refused: YAML aliases expand this document by {expanded - written:,} objects (limit "
             f"{limit:,}); write the objects out, or split the file"
         )
     return None
+
+
+def _distinct(doc: Any) -> list[Any]:
+    seen: dict[int, Any] = {}
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict | list) or id(node) in seen:
+            continue
+        seen[id(node)] = node
+        stack.extend(node.values() if isinstance(node, dict) else node)
+    return list(seen.values())
 
 
 def _split_documents(text: str) -> list[str]:

@@ -333,6 +333,49 @@ class Credential:
     action: Action = "none"
     reason: str = ""
     issuer: str | None = None
+    # Namespaces of referencing classic Gateways the chosen rule does not trust: their
+    # hosts are left out of any certificate rotator issues (docs/security.md).
+    untrusted: tuple[str, ...] = ()
+
+    def trusted_references(self) -> tuple[Reference, ...]:
+        return tuple(r for r in self.spec.references if not is_untrusted(r, self.untrusted))
+
+
+ISTIO_GROUP = "networking.istio.io"
+
+
+def is_untrusted(ref: Reference, namespaces: tuple[str, ...]) -> bool:
+    return ref.group == ISTIO_GROUP and ref.namespace in namespaces
+
+
+@dataclass(frozen=True)
+class IssuerCheck:
+    """Did the assigned issuer issue the current certificate? ``owned`` None: it could not
+    tell (its CA Secret could not be read), and ``why`` says so."""
+
+    owned: bool | None
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    next_attempt: datetime
+    failures: int
+    last_error: str
+
+
+@dataclass(frozen=True)
+class PlanFacts:
+    """What the edges found out for planning, as plain data (keys are "namespace/name"),
+    so a dry run plans exactly what the real pass will do, and the plan stays a pure
+    function. Empty when nothing could be asked (offline manifests)."""
+
+    issuers: dict[str, IssuerCheck] = field(default_factory=dict)
+    ari: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)  # the CA's suggested window
+    backoff: dict[str, Backoff] = field(default_factory=dict)
+
+
+NO_FACTS = PlanFacts()
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,23 @@ WRITABLE_TYPES = frozenset({"kubernetes.io/tls", "Opaque", ""})
 KNOWN_KEYS = frozenset({"tls.crt", "tls.key", "ca.crt", "cert", "key", "cacert", "tls.ocsp-staple", "ca.crl", "crl"})
 
 
-def hard_refusal(name: str, type_: str, keys: Iterable[str]) -> str | None:
-    """Why no configuration may make rotator write this Secret, or None."""
-    if name in ISTIO_CA_NAMES:
-        return f"{name!r} is Istio's CA Secret; rotator never writes it"
+def name_refusal(name: str) -> str | None:
+    return f"{name!r} is Istio's CA Secret; rotator never writes or creates it" if name in ISTIO_CA_NAMES else None
+
+
+def hard_refusal(
+    name: str, type_: str, keys: Iterable[str], ca_certificate: bool = False, issuer_secret: bool = False
+) -> str | None:
+    """Why no configuration may make rotator write this Secret, or None. ``ca_certificate``:
+    its certificate is a CA's (basicConstraints CA:TRUE), so its key is a CA key whatever
+    the key is called; ``issuer_secret``: one of rotator's own issuers keeps its CA there."""
+    by_name = name_refusal(name)
+    if by_name is not None:
+        return by_name
+    if issuer_secret:
+        return "it is the Secret of one of rotator's issuers (its CA); rotator never overwrites it"
+    if ca_certificate:
+        return "its certificate is a CA certificate (basicConstraints CA:TRUE); rotator never overwrites a CA"
     held = sorted(set(keys) & CA_KEY_NAMES)
     if held:
         return f"it holds a CA private key ({', '.join(held)}); rotator never writes or copies a CA's Secret"
@@ -40,10 +53,17 @@ def unknown_keys(keys: Iterable[str], allowed: Iterable[str] = ()) -> list[str]:
     return sorted(k for k in keys if k not in KNOWN_KEYS and not any(fnmatch.fnmatchcase(k, g) for g in globs))
 
 
-def refusal(name: str, type_: str, keys: Iterable[str], allowed: Iterable[str] = ()) -> str | None:
+def refusal(
+    name: str,
+    type_: str,
+    keys: Iterable[str],
+    allowed: Iterable[str] = (),
+    ca_certificate: bool = False,
+    issuer_secret: bool = False,
+) -> str | None:
     """Why rotator may not write this Secret under a rule allowing ``allowed`` extra keys."""
     keys = tuple(keys)
-    hard = hard_refusal(name, type_, keys)
+    hard = hard_refusal(name, type_, keys, ca_certificate, issuer_secret)
     if hard is not None:
         return hard
     extra = unknown_keys(keys, allowed)

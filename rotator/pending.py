@@ -187,6 +187,22 @@ class PendingStore:
             return False
         return self.holds(ns, name, issued.serial)
 
+    def unclaim(self, ns: str, name: str) -> None:
+        """Keep the certificate, give up the claim: a pass that stops before writing (it
+        lost the Lease, SIGTERM) lets the next pass write it at once, not after the TTL."""
+        try:
+            obj = self.api.get(SECRETS, ns, pending_name(name))
+            if obj is None or _annotations(obj).get(PENDING_ANN_CLAIMED_BY) != self.identity:
+                return
+            meta = dict(_meta(obj))
+            meta["annotations"] = {
+                k: v for k, v in _annotations(obj).items() if k not in (PENDING_ANN_CLAIMED_BY, PENDING_ANN_CLAIMED_AT)
+            }
+            meta.pop("managedFields", None)
+            self.api.update(SECRETS, ns, {**obj, "metadata": meta})
+        except ApiError as exc:
+            self.log.warning("pending certificate still claimed", namespace=ns, secret=name, error=str(exc))
+
     def holds(self, ns: str, name: str, serial: str) -> bool:
         try:
             obj = self.api.get(SECRETS, ns, pending_name(name))

@@ -14,18 +14,24 @@ from rotator.config import Config
 from rotator.discovery import DiscoveryOptions, discover
 from rotator.findings import internal_error
 from rotator.inspection import InspectOptions, inspect
-from rotator.model import CheckResult, Credential, CredentialSpec, Finding, Inventory, ObjectRef
+from rotator.model import NO_FACTS, CheckResult, Credential, CredentialSpec, Finding, Inventory, ObjectRef, PlanFacts
 from rotator.policy import plan
 from rotator.timeutil import parse_duration
 
 
 def run_check(
-    inv: Inventory, config: Config, now: datetime, input_findings: list[Finding] | tuple[Finding, ...] = ()
+    inv: Inventory,
+    config: Config,
+    now: datetime,
+    input_findings: list[Finding] | tuple[Finding, ...] = (),
+    facts: PlanFacts = NO_FACTS,
 ) -> CheckResult:
+    """``facts``: what the edges found out (who issued each certificate, ARI windows,
+    back-off): with them a dry run plans what the real pass does."""
     options = DiscoveryOptions(scope_gateway_to_namespace=config.discovery.scope_gateway_to_namespace)
     specs, discovery_findings = discover(inv, options)
     inspect_options = InspectOptions(client_ca_warning=parse_duration(config.renewal.client_ca_warning))
-    credentials = tuple(_credential(spec, inv, config, now, inspect_options) for spec in specs)
+    credentials = tuple(_credential(spec, inv, config, now, inspect_options, facts) for spec in specs)
     try:
         advice = tuple(checklist.check(inv, options))
     except Exception as exc:
@@ -35,7 +41,7 @@ def run_check(
 
 
 def _credential(
-    spec: CredentialSpec, inv: Inventory, config: Config, now: datetime, options: InspectOptions
+    spec: CredentialSpec, inv: Inventory, config: Config, now: datetime, options: InspectOptions, facts: PlanFacts
 ) -> Credential:
     """Inspect and plan one credential; a failure in either is a finding on it alone."""
     obj = ObjectRef(spec.kind, spec.namespace, spec.name)
@@ -44,6 +50,6 @@ def _credential(
     except Exception as exc:
         return Credential(spec, None, "invalid", (*spec.findings, internal_error("inspection", obj, exc)))
     try:
-        return plan(cred, inv, config, now)
+        return plan(cred, inv, config, now, facts)
     except Exception as exc:
         return replace(cred, findings=(*cred.findings, internal_error("planning", obj, exc)))

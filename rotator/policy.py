@@ -8,6 +8,7 @@ first that fires is the recorded reason. ``GATES`` then decide whether rotator m
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -15,10 +16,22 @@ from datetime import datetime
 from rotator import ownership
 from rotator.config import Config, Rule
 from rotator.findings import finding
-from rotator.model import Credential, Finding, Inventory, ObjectRef, Secret
+from rotator.hosts import covered, strip_namespace
+from rotator.model import (
+    NO_FACTS,
+    Credential,
+    Finding,
+    Inventory,
+    ObjectRef,
+    PlanFacts,
+    Reference,
+    Secret,
+    is_untrusted,
+)
 from rotator.timeutil import DEFAULT_RENEW_BEFORE, RenewBefore, format_duration, parse_renew_before, rfc3339
 
 RENEW_BEFORE_ANNOTATION = "rotator.io/renew-before"
+ISSUED_BY_ANNOTATION = "rotator.io/issued-by"
 ISSUER_ANNOTATION = "rotator.io/issuer"
 INVALID_CONTENT = frozenset({"invalid-pem", "missing-keys", "key-mismatch", "cert-not-yet-valid"})
 BROKEN_REFERENCE = frozenset({"cross-namespace-reference", "reference-not-permitted", "cacert-name-for-server"})
@@ -33,6 +46,13 @@ class PolicyInput:
     issuer: str | None
     rule: Rule | None = None
     untrusted: tuple[str, ...] = ()  # namespaces of referencing Gateways no rule trusts
+    facts: PlanFacts = NO_FACTS
+    allow_issuer_change: bool = False  # a rule for this issuer that matches allows moving CAs
+    issuer_secret: bool = False  # the Secret is where one of rotator's issuers keeps its CA
+
+    @property
+    def key(self) -> str:
+        return f"{self.credential.spec.namespace}/{self.credential.spec.name}"
 
 
 Trigger = Callable[[PolicyInput], str | None]
@@ -66,8 +86,47 @@ def secret_unreadable(i: PolicyInput) -> str | None:
     return "the Secret cannot be read (access-denied)" if "access-denied" in _codes(i) else None
 
 
+def ari_window_open(i: PolicyInput) -> str | None:
+    """Inside the CA's suggested renewal window (ACME ARI, RFC 9773), even before the
+    percentage rule: the CA knows of a revocation or a mass re-issuance coming."""
+    window = i.facts.ari.get(i.key)
+    cert = i.credential.certificate
+    if window is None or cert is None or not ari_due(window, cert.serial, i.now):
+        return None
+    return f"inside the CA's suggested renewal window ({rfc3339(window[0])} to {rfc3339(window[1])})"
+
+
+def ari_jitter(serial_hex: str) -> float:
+    """A stable fraction in [0, 1) per certificate, so repeated passes agree on the moment."""
+    digest = hashlib.sha256(str(int(serial_hex, 16)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def ari_due(window: tuple[datetime, datetime], serial_hex: str, now: datetime) -> bool:
+    start, end = window
+    return now >= start + (end - start) * ari_jitter(serial_hex)
+
+
 def hosts_not_covered(i: PolicyInput) -> str | None:
-    return "the certificate does not cover every host served" if "host-not-covered" in _codes(i) else None
+    """A server host of a trusted Gateway the certificate lacks: a renewal adds it. Names
+    only routed under a wildcard (VirtualServices) or listed by untrusted Gateways are
+    reported, but renewing would not add them, so they are no reason to order."""
+    cert = i.credential.certificate
+    if cert is None or "host-not-covered" not in _codes(i):
+        return None
+    missing = [h for h in renewable_hosts(i.credential.trusted_references()) if not covered(h, cert.sans)]
+    return f"the certificate does not cover {', '.join(missing)}" if missing else None
+
+
+def renewable_hosts(references: tuple[Reference, ...]) -> list[str]:
+    """The names a renewal puts in the certificate: the servers' hosts ('*' is no SAN)."""
+    out: dict[str, None] = {}
+    for ref in references:
+        for h in ref.hosts:
+            host = strip_namespace(h)[1].lower().rstrip(".")
+            if host and host != "*":
+                out.setdefault(host, None)
+    return list(out)
 
 
 RENEWAL_TRIGGERS: tuple[tuple[str, Trigger], ...] = (
@@ -76,6 +135,7 @@ RENEWAL_TRIGGERS: tuple[tuple[str, Trigger], ...] = (
     ("content-invalid", secret_content_invalid),
     ("expired", certificate_expired),
     ("due", certificate_nearing_expiry),
+    ("ari", ari_window_open),
     ("hosts-changed", hosts_not_covered),
 )
 
@@ -130,13 +190,16 @@ def managed_externally(i: PolicyInput) -> Blocked | None:
 
 
 def not_ours_to_write(i: PolicyInput) -> Blocked | None:
-    """Istio's CA, another type of Secret, keys that are not a TLS credential's: a Gateway
-    author chose the name, so the name alone never makes a Secret rotator's to write."""
+    """Istio's CA, a CA's Secret, another type of Secret, keys that are not a TLS
+    credential's: a Gateway author chose the name, so the name alone never makes a Secret
+    rotator's to write (or to create)."""
     s = i.secret
     if s is None:
-        return None
-    allowed = i.rule.allow_keys if i.rule is not None else []
-    why = ownership.refusal(s.name, s.type, s.data, allowed)
+        why = ownership.name_refusal(i.credential.spec.name)
+    else:
+        allowed = i.rule.allow_keys if i.rule is not None else []
+        ca = i.credential.certificate is not None and i.credential.certificate.is_ca
+        why = ownership.refusal(s.name, s.type, s.data, allowed, ca, i.issuer_secret)
     if why is None:
         return None
     return "not a Secret rotator may write", finding(
@@ -147,8 +210,8 @@ def not_ours_to_write(i: PolicyInput) -> Blocked | None:
 def untrusted_gateway(i: PolicyInput) -> Blocked | None:
     """A Gateway in another namespace names the Secret: its author must not be able to
     make rotator issue (and write) a certificate for the hosts it lists."""
-    if not i.untrusted:
-        return None
+    if not i.untrusted or i.credential.trusted_references():
+        return None  # some Gateways are trusted: renew for those (the others are reported)
     gws = sorted({f"{r.namespace}/{r.name}" for r in i.credential.spec.references if r.namespace in i.untrusted})
     return "referenced by a Gateway no rule trusts", finding(
         "untrusted-gateway",
@@ -165,6 +228,36 @@ def create_not_allowed(i: PolicyInput) -> Blocked | None:
     if i.rule is not None and i.rule.create:
         return None
     return "the Secret does not exist and the rule does not allow creating it (create: true)", None
+
+
+def issuer_changes(i: PolicyInput) -> Blocked | None:
+    """A certificate from another CA is not silently moved to this issuer
+    (``allow_issuer_change`` on the rule opts in)."""
+    check = i.facts.issuers.get(i.key)
+    cert = i.credential.certificate
+    if check is None or check.owned is not False or cert is None or i.allow_issuer_change:
+        return None
+    recorded = (i.secret.annotations if i.secret else {}).get(ISSUED_BY_ANNOTATION)
+    if recorded == i.issuer:
+        return None
+    was = recorded or cert.issuer
+    return "issued by another CA", finding(
+        "issuer-change",
+        f"{_obj(i)}: the current certificate was issued by {was}, not by issuer {i.issuer}; rotator does not move a "
+        "credential to another CA on its own. Set allow_issuer_change: true on the rule to allow it.",
+        _obj(i),
+    )
+
+
+def backing_off(i: PolicyInput) -> Blocked | None:
+    entry = i.facts.backoff.get(i.key)
+    if entry is None or i.now >= entry.next_attempt:
+        return None
+    msg = (
+        f"waiting after {entry.failures} failed attempt(s) until {rfc3339(entry.next_attempt)}; "
+        f"last error: {entry.last_error}"
+    )
+    return f"backing off until {rfc3339(entry.next_attempt)}", finding("renewal-backoff", f"{_obj(i)}: {msg}", _obj(i))
 
 
 def has_issuer(i: PolicyInput) -> Blocked | None:
@@ -189,33 +282,48 @@ GATES: tuple[Gate, ...] = (
     untrusted_gateway,
     has_issuer,
     create_not_allowed,
+    issuer_changes,
+    backing_off,
 )
 
 
 def choose_issuer(
     cred: Credential, secret: Secret | None, config: Config
 ) -> tuple[str | None, Rule | None, list[Finding], tuple[str, ...]]:
-    """(issuer, rule, findings, untrusted Gateway namespaces). The first rule that matches
-    the Secret and trusts every Gateway referencing it wins; when rules match the Secret
-    but none trusts its Gateways, the Gateways' namespaces are returned to be reported."""
+    """(issuer, rule, findings, untrusted Gateway namespaces).
+
+    Rules are tried in order. Each decides which referencing Gateways it trusts; the
+    first that matches the Secret with the hosts of its trusted Gateways wins, so a
+    tenant's Gateway naming a shared Secret can neither pick the rule nor stop it (its
+    hosts are left out). When a rule would match but trusts none of the Gateways, their
+    namespaces come back to be reported (and nothing is issued)."""
     spec = cred.spec
     obj = ObjectRef(spec.kind, spec.namespace, spec.name)
     found: list[Finding] = []
-    hosts = tuple(h for h in spec.hosts if h != "*")
     gateways = tuple(sorted({(r.group, r.namespace) for r in spec.references}))
-    matching = [r for r in config.rules if r.matches(spec.namespace, spec.name, hosts)]
-    rule = next((r for r in matching if not r.untrusted(spec.namespace, gateways)), None)
+
+    def split(rule: Rule) -> tuple[tuple[str, ...], tuple[Reference, ...]]:
+        bad = tuple(rule.untrusted(spec.namespace, gateways))
+        return bad, tuple(r for r in spec.references if not is_untrusted(r, bad))
+
+    rule: Rule | None = None
     untrusted: tuple[str, ...] = ()
-    if rule is None and matching:
-        untrusted = tuple(matching[0].untrusted(spec.namespace, gateways))
+    refused: tuple[str, ...] = ()
+    for candidate in config.rules:
+        bad, trusted = split(candidate)
+        if not trusted and spec.references:
+            if not refused and candidate.matches(spec.namespace, spec.name, _hosts(spec.hosts)):
+                refused = bad
+            continue
+        if candidate.matches(spec.namespace, spec.name, _ref_hosts(trusted)):
+            rule, untrusted = candidate, bad
+            break
     if secret is not None and ISSUER_ANNOTATION in secret.annotations:
         wanted = secret.annotations[ISSUER_ANNOTATION]
         if wanted in config.issuers:
             # The annotation is the Secret writer's consent, not the Gateway author's: hosts
             # still come from the Gateways, so those must be trusted all the same.
-            default = Rule(issuer=wanted)
-            basis = rule or default
-            return wanted, rule, found, tuple(basis.untrusted(spec.namespace, gateways))
+            return wanted, rule, found, split(rule or Rule(issuer=wanted))[0]
         found.append(
             finding(
                 "invalid-annotation",
@@ -224,9 +332,13 @@ def choose_issuer(
                 obj,
             )
         )
-    if untrusted:
-        return None, None, found, untrusted
-    return (rule.issuer if rule else None), rule, found, ()
+    if rule is None:
+        return None, None, found, refused
+    return rule.issuer, rule, found, untrusted
+
+
+def _ref_hosts(references: tuple[Reference, ...]) -> tuple[str, ...]:
+    return _hosts(tuple(dict.fromkeys(h for r in references for h in r.hosts)))
 
 
 def resolve_renew_before(
@@ -247,13 +359,39 @@ def resolve_renew_before(
     return _configured(rule, config), []
 
 
+def untrusted_note(cred: Credential, untrusted: tuple[str, ...]) -> Finding:
+    obj = ObjectRef(cred.spec.kind, cred.spec.namespace, cred.spec.name)
+    gws = sorted({f"{r.namespace}/{r.name}" for r in cred.spec.references if is_untrusted(r, untrusted)})
+    return finding(
+        "untrusted-gateway",
+        f"{obj} is also referenced by Gateway {', '.join(gws)} from namespace {', '.join(untrusted)}, which no rule "
+        "trusts; its hosts are left out of the certificates rotator issues. If that namespace may request "
+        "certificates, add it to the rule's gateway_namespaces.",
+        obj,
+    )
+
+
+def issuer_secrets(config: Config) -> set[str]:
+    """Where rotator's own issuers keep their CA ("namespace/name")."""
+    out: set[str] = set()
+    for cfg in config.issuers.values():
+        ref = getattr(cfg, "secret", None)
+        if isinstance(ref, str) and "/" in ref:
+            out.add(ref)
+    return out
+
+
+def _hosts(hosts: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(h for h in hosts if h != "*")
+
+
 def _configured(rule: Rule | None, config: Config) -> RenewBefore:
     if rule is not None and rule.renew_before:
         return parse_renew_before(rule.renew_before)
     return config.renew_before() or DEFAULT_RENEW_BEFORE
 
 
-def plan(cred: Credential, inv: Inventory, config: Config, now: datetime) -> Credential:
+def plan(cred: Credential, inv: Inventory, config: Config, now: datetime, facts: PlanFacts = NO_FACTS) -> Credential:
     spec = cred.spec
     if spec.role != "server" or spec.kind != "Secret":
         return cred  # client CAs are the user's to manage; rotator only reports on them
@@ -279,10 +417,30 @@ def plan(cred: Credential, inv: Inventory, config: Config, now: datetime) -> Cre
                     obj,
                 )
             )
-    pin = PolicyInput(cred, secret, now, renew_at, issuer, rule, untrusted)
+    allow_change = any(
+        r.issuer == issuer and r.allow_issuer_change and r.matches(spec.namespace, spec.name, _hosts(spec.hosts))
+        for r in config.rules
+    )
+    cred = replace(cred, untrusted=untrusted)
+    if untrusted and cred.trusted_references():
+        found.append(untrusted_note(cred, untrusted))
+    pin = PolicyInput(
+        cred,
+        secret,
+        now,
+        renew_at,
+        issuer,
+        rule,
+        untrusted,
+        facts,
+        allow_change,
+        f"{spec.namespace}/{spec.name}" in issuer_secrets(config),
+    )
     reason_code, reason = next(((code, msg) for code, t in RENEWAL_TRIGGERS if (msg := t(pin))), ("", None))
     if reason is None:
         return replace(cred, findings=cred.findings + tuple(found), renew_at=renew_at, issuer=issuer)
+    if reason_code == "ari" and state == "ok":
+        state = "due"
     if reason_code == "due" and state == "ok":
         state = "due"
         assert cred.certificate is not None and renew_at is not None
@@ -299,6 +457,9 @@ def plan(cred: Credential, inv: Inventory, config: Config, now: datetime) -> Cre
             )
     action = "renew"
     reason = f"{reason_code}: {reason}"
+    check = facts.issuers.get(pin.key)
+    if check is not None and check.owned is None and issuer is not None:
+        reason += f"; could not check which CA issued the current certificate ({check.why})"
     for gate in GATES:
         blocked = gate(pin)
         if blocked is not None:

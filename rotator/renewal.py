@@ -29,7 +29,7 @@ from rotator.cluster.api import SECRETS, ApiError, KubeAPI
 from rotator.cluster.writer import Material, SecretWriter, validate
 from rotator.config import Config
 from rotator.findings import finding, internal_error
-from rotator.hosts import strip_namespace
+from rotator.hosts import covered, strip_namespace
 from rotator.inspection import InspectOptions, inspect, select_server_keys
 from rotator.issuers import keys
 from rotator.issuers.base import Issuer, IssueRequest, IssuerError
@@ -79,7 +79,7 @@ def sans_for(copies: Sequence[Credential]) -> tuple[str, ...]:
     """Hosts the Gateways serve on the credential plus the current SANs; '*' is never a SAN."""
     out: dict[str, None] = {}
     for c in copies:
-        for ref in c.spec.references:
+        for ref in c.trusted_references():
             for h in ref.hosts:
                 host = strip_namespace(h)[1].lower().rstrip(".")
                 if host and host != "*":
@@ -88,6 +88,15 @@ def sans_for(copies: Sequence[Credential]) -> tuple[str, ...]:
             for san in c.certificate.sans:
                 out.setdefault(san.lower(), None)
     return tuple(out)
+
+
+def required_coverage(references: tuple[Reference, ...], sans: tuple[str, ...]) -> tuple[Reference, ...]:
+    """The references a candidate is validated against, with routed names the planned SANs
+    cannot cover dropped (server hosts always stay)."""
+    return tuple(
+        replace(r, route_hosts=tuple(h for h in r.route_hosts if covered(strip_namespace(h)[1], sans)))
+        for r in references
+    )
 
 
 def backoff_delay(failures: int, initial: timedelta, cap: timedelta) -> timedelta:
@@ -157,37 +166,6 @@ class Renewer:
         self.log = get_logger("rotator.renewal")
         self.initial = parse_duration(config.renewal.backoff_initial)
         self.cap = parse_duration(config.renewal.backoff_max)
-
-    def ari_upgrade(self, result: CheckResult, inv: Inventory) -> CheckResult:
-        """Renew inside the CA's suggested window (ACME ARI, RFC 9773) even before the
-        percentage rule; a CA without ARI changes nothing. Real runs only."""
-        from rotator.issuers.acme_issuer import ari_due
-
-        now = self.clock()
-        changed: list[Credential] = []
-        for cred in result.credentials:
-            issuer = self.issuers.get(cred.issuer or "")
-            if (
-                cred.action != "none"
-                or cred.state != "ok"
-                or cred.spec.role != "server"
-                or issuer is None
-                or cred.certificate is None
-            ):
-                changed.append(cred)
-                continue
-            chain, _ = _current(inv.secret(cred.spec.namespace, cred.spec.name))
-            window = issuer.renewal_window(chain[0]) if chain else None
-            if window is not None and ari_due(window, chain[0], now):
-                cred = replace(
-                    cred,
-                    action="renew",
-                    state="due",
-                    reason=f"ari: inside the CA's suggested renewal window ({rfc3339(window[0])} to "
-                    f"{rfc3339(window[1])})",
-                )
-            changed.append(cred)
-        return replace(result, credentials=tuple(changed))
 
     def run(self, result: CheckResult, inv: Inventory) -> list[RenewalOutcome]:
         if self.may_write():
@@ -276,8 +254,11 @@ class Renewer:
         secret = inv.secret(ns, name)
         current_chain, current_key = _current(secret)
         current_cert = current_chain[0] if current_chain else None
-        references = tuple(dict.fromkeys(r for c in copies for r in c.spec.references))
         sans = sans_for(copies)
+        # Trusted Gateways only; names merely routed under a wildcard that the new
+        # certificate will not carry are reported, not required (the current one lacks
+        # them too), or every order would be rejected and repeated.
+        references = required_coverage(tuple(dict.fromkeys(r for c in copies for r in c.trusted_references())), sans)
 
         pending = self.pending.usable(ns, name, sans, references, now)
         if pending is None and next_attempt is not None and now < next_attempt:
@@ -337,7 +318,8 @@ class Renewer:
                 )
             kept = self.pending.keep(ns, name, issued, sans)
         material = Material(issued.chain_pem, issued.key_pem, issued.issuer)
-        if not self.may_write():  # lost the Lease while ordering: the pending Secret keeps it
+        if not self.may_write():  # lost the Lease while ordering (or SIGTERM): the pending Secret keeps it
+            self.pending.unclaim(ns, name)
             return RenewalOutcome(
                 ns,
                 name,

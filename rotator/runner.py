@@ -3,7 +3,7 @@ the daemon, so a CronJob and a daemon can never behave differently."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -13,6 +13,31 @@ from rotator.config import Config
 from rotator.model import CheckResult, Finding, Inventory
 
 
+def state_store(api: KubeAPI, config: Config, field: str = "renewal.json") -> Any:
+    from rotator.state import ConfigMapState
+
+    return ConfigMapState(api, config.renewal.state_namespace, config.renewal.state_configmap, field)
+
+
+def plan_with_facts(
+    inventory: Inventory,
+    config: Config,
+    now: datetime,
+    findings: Sequence[Finding],
+    issuers: Mapping[str, Any],
+    state: Any,
+    ari: bool = True,
+) -> CheckResult:
+    """Plan, ask the edges what the plan depends on, and plan again with the answers: the
+    dry run and the real pass then decide alike (issuer change, ARI window, back-off)."""
+    from rotator.facts import gather
+    from rotator.pipeline import run_check
+
+    first = run_check(inventory, config, now, tuple(findings))
+    facts = gather(first, inventory, issuers, state, ari=ari)
+    return run_check(inventory, config, now, tuple(findings), facts)
+
+
 def renew(
     result: CheckResult,
     inventory: Inventory,
@@ -20,25 +45,23 @@ def renew(
     api: KubeAPI,
     clock: Callable[[], datetime],
     may_write: Callable[[], bool] = lambda: True,
-    issuers: dict[str, object] | None = None,
+    issuers: Mapping[str, object] | None = None,
 ) -> CheckResult:
     """Run the plan's renewals; their outcomes and findings join the report."""
     from rotator.cluster.events import EventRecorder
     from rotator.cluster.writer import SecretWriter
     from rotator.issuers.factory import build_issuers
     from rotator.renewal import Renewer
-    from rotator.state import ConfigMapState
 
     built = issuers if issuers is not None else build_issuers(config, api, clock)
     writer = SecretWriter(api, clock, EventRecorder(api, clock), retention=config.renewal.backup_retention)
-    state = ConfigMapState(api, config.renewal.state_namespace, config.renewal.state_configmap, "renewal.json")
+    state = state_store(api, config)
     renewer = Renewer(api, config, built, writer, state, clock, may_write=may_write)  # type: ignore[arg-type]
     if may_write():
         for issuer in built.values():  # leftovers of orders a killed pod left behind
             sweep = getattr(issuer, "sweep", None)
             if sweep is not None:
                 sweep()
-    result = renewer.ari_upgrade(result, inventory)
     outcomes = renewer.run(result, inventory)
     extra = tuple(issuer_health(result, built, clock)) + tuple(f for o in outcomes for f in o.findings)
     if config.verify.enabled:
@@ -97,13 +120,14 @@ def live_pass(
 ) -> tuple[CheckResult, Inventory]:
     from rotator.cluster.reader import read_cluster
     from rotator.discovery import DiscoveryOptions
-    from rotator.pipeline import run_check
+    from rotator.issuers.factory import build_issuers
 
     options = DiscoveryOptions(scope_gateway_to_namespace=config.discovery.scope_gateway_to_namespace)
     read = read_cluster(api, options)
-    result = run_check(read.inventory, config, clock(), read.findings)
+    built = issuers if issuers is not None else build_issuers(config, api, clock)
+    result = plan_with_facts(read.inventory, config, clock(), read.findings, built, state_store(api, config))
     if not dry_run:
-        result = renew(result, read.inventory, config, api, clock, may_write, issuers)
+        result = renew(result, read.inventory, config, api, clock, may_write, built)
         if config.pagerduty is not None or config.webhooks:
             # A pass that may not write (another holder has the Lease) still pages what it
             # sees: an expired Secret is an outage whoever should have renewed it.

@@ -901,3 +901,14 @@ def test_ordinary_anchors_and_merge_keys_still_load() -> None:
     parse_text(text + "---\n" + alias_bomb(10), "ok.yaml", result)  # 1,024 servers: fine
     assert result.errors == [] and len(result.objects) == 2
     assert result.objects[0].body["data"] == {"a": "hello", "b": "hello"}
+
+
+def test_a_large_document_without_aliases_is_not_mistaken_for_amplification() -> None:
+    """`kubectl get secrets -A -o yaml` with managedFields: many scalars, no aliases."""
+    items = [f.secret(f"s{i}", leaf=None, data={"a": b"x", "b": b"y"}) for i in range(20_000)]
+    text = "# YAML (flow style), parsed by the YAML loader\n" + json.dumps(
+        {"apiVersion": "v1", "kind": "List", "items": items}
+    )
+    result = LoadResult()
+    parse_text(text, "big.yaml", result)
+    assert result.errors == [] and len(result.objects) == 20_000

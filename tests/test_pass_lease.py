@@ -278,6 +278,12 @@ def test_sigterm_stops_the_pass_before_its_next_write_and_releases_the_lease(tmp
         assert spec["holderIdentity"] == ""  # released: the next pass or the daemon starts at once
         after = {n: secret_data(fake, f"{n}-tls")["tls.crt"] for n in before}
         assert after == before  # stopped before writing; nothing half-done
+        # The next pass starts at once: the stopped pass gave up its claims, so nothing
+        # waits for a claim TTL, and a certificate it had ordered is written, not re-ordered.
+        out = io.StringIO()
+        main(check_cmd(kc, cfg)[3:], stdout=out)
+        status = {c["name"]: (c.get("renewal") or {}).get("status") for c in json.loads(out.getvalue())["credentials"]}
+        assert status["a-tls"] == "renewed" and status["b-tls"] == "renewed", status
         assert fake.denied() == [] and fake.errors == []
 
 
@@ -353,3 +359,17 @@ def test_the_api_reads_the_server_clock_from_the_date_header(cluster: Any) -> No
     api.get(LEASES, "rotator", "nothing")
     got = api.server_now()
     assert got is not None and abs((got - datetime.now(UTC)).total_seconds() - 3600) < 3
+
+
+def test_an_api_error_while_watching_a_live_holder_never_makes_the_pass_uncoordinated(cluster: Any) -> None:
+    fake, kc = cluster
+    clock = FakeClock()
+    assert LeaderElector(kube.api(kc), "rotator", "rotator-leader", "rotator-daemon-0", clock).try_acquire_or_renew()
+    api = kube.api(kc)
+    api.sleep = lambda s: None
+    fake.fault(method="GET", resource="leases", times=1)  # the first look: a fresh foreign holder
+    fake.fault(method="GET", resource="leases", status=503, times=1000)  # then the API server stumbles
+    with one_pass_lease(api, "rotator", "rotator-leader", "check/cron/4", clock, sleep=clock.sleep) as may_write:
+        assert may_write.state == "follower" and not may_write()  # never "uncoordinated" next to a live daemon
+    fake.clear_faults()
+    assert (fake.get(*LEASE) or {})["spec"]["holderIdentity"] == "rotator-daemon-0"

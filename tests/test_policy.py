@@ -420,7 +420,7 @@ ACTIONS: dict[str, tuple[Any, str]] = {
     "expired": (lambda: secret_with(f.make_leaf([HOST], nb=-100, na=-1)), "expired: the certificate has expired"),
     "missing": (lambda: None, "secret-missing: the Secret does not exist"),
     "invalid-content": (_mismatched, "content-invalid: the Secret's content is unusable (key-mismatch)"),
-    "host-not-covered": (_host_not_covered, "hosts-changed: the certificate does not cover every host served"),
+    "host-not-covered": (_host_not_covered, "hosts-changed: the certificate does not cover app.example.com"),
 }
 
 

@@ -180,14 +180,15 @@ def test_check_renews_a_due_secret_that_then_serves(cluster: tuple[FakeCluster, 
     assert fake.get("v1", "Secret", NS, pending_name(NAME)) is None  # pending cleared after the write
 
 
-def test_dry_run_contacts_no_issuer_and_changes_nothing(cluster: tuple[FakeCluster, Path, CA], tmp_path: Path) -> None:
+def test_dry_run_only_reads_and_changes_nothing(cluster: tuple[FakeCluster, Path, CA], tmp_path: Path) -> None:
     fake, kc, _ = cluster
     before = secret_data(fake)
     fake.reset_requests()
     code, doc = run_cli("--dry-run", "--kubeconfig", str(kc), "--config", str(config_file(tmp_path)))
-    assert code == 1 and doc["credentials"][0]["renewal"] is None
+    assert code == 1 and doc["credentials"][0]["renewal"] is None and doc["credentials"][0]["action"] == "renew"
     assert secret_data(fake) == before
-    assert not any(r.name == "internal-ca" for r in fake.requests)  # the CA was never read
+    # the CA's Secret is read (who issued the current certificate decides the plan), never written
+    assert any(r.name == "internal-ca" for r in fake.requests)
     assert {r.method for r in fake.requests} == {"GET"}
 
 
@@ -199,8 +200,9 @@ def test_a_certificate_from_another_ca_is_not_moved_without_consent(
     crt, key, _ = other.leaf([HOST, f"www.{HOST}"], days_left=10)
     kube.seed_object(fake, f.secret(NAME, data={"tls.crt": crt, "tls.key": key}))
     code, doc = run_cli("--kubeconfig", str(kc), "--config", str(config_file(tmp_path)))
-    assert doc["credentials"][0]["renewal"]["status"] == "skipped"
-    assert any(x["code"] == "issuer-change" for x in doc["findings"])
+    cred = doc["credentials"][0]
+    assert cred["action"] == "skip" and cred["renewal"] is None  # decided by the plan, as a dry run says
+    assert any(x["code"] == "issuer-change" for x in cred["findings"])
     assert secret_data(fake)["tls.crt"] == crt
     consent = config_file(
         tmp_path, rules=[{"issuer": "internal", "hosts": ["*.example.com"], "allow_issuer_change": True}]

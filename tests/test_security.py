@@ -115,17 +115,81 @@ def test_a_tenant_gateway_cannot_mint_a_certificate_for_a_new_secret(fake: FakeC
     assert data(fake, "bank-tls") is None and secret_writes(fake) == []
 
 
-def test_a_tenant_gateway_cannot_add_its_host_to_a_shared_certificate(fake: FakeCluster, tmp_path: Path) -> None:
+def sans_of(pem: bytes) -> list[str]:
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(pem)
+    return sorted(
+        cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    )
+
+
+def test_a_tenant_gateway_can_neither_add_its_host_to_a_shared_certificate_nor_stop_its_renewal(
+    fake: FakeCluster, tmp_path: Path
+) -> None:
     ca = CA()
     kube.seed_object(fake, ca.secret())
-    crt, key, _ = ca.leaf(["shop.example.com"], days_left=5)  # due
+    crt, key, _ = ca.leaf(["shop.example.com"], days_left=-1)  # expired: it must be renewed, tenant or not
     kube.seed_object(fake, f.secret("shop-tls", data={"tls.crt": crt, "tls.key": key}))
     kube.seed_object(fake, f.gateway("shop", [f.server(["shop.example.com"], "shop-tls")]))
     kube.seed_object(fake, f.gateway("evil", [f.server(["bank.example.com"], "shop-tls")], namespace=TENANT))
-    _code, doc = run(fake, tmp_path)
+    _code, doc = run(fake, tmp_path, rules=[{"issuer": "internal", "hosts": ["shop.example.com"]}])
     c = cred(doc, "shop-tls")
-    assert c["action"] == "skip" and "untrusted-gateway" in codes(c)
-    assert (data(fake, "shop-tls") or {})["tls.crt"] == crt and secret_writes(fake) == []
+    assert c["renewal"]["status"] == "renewed" and "untrusted-gateway" in codes(c)
+    assert sans_of((data(fake, "shop-tls") or {})["tls.crt"]) == ["shop.example.com"]  # bank.example.com left out
+    _code, again = run(fake, tmp_path, rules=[{"issuer": "internal", "hosts": ["shop.example.com"]}])
+    assert cred(again, "shop-tls")["action"] == "none"  # and no order on every pass for the host it lacks
+
+
+def test_a_ca_kept_as_a_tls_secret_is_never_overwritten_nor_copied(fake: FakeCluster, tmp_path: Path) -> None:
+    """A trusted Gateway names a Secret holding a CA (its tls.key is the CA key): rotator's
+    own issuer Secret, or another CA kept the cert-manager way."""
+    ca = CA()
+    kube.seed_object(fake, ca.secret())
+    other = CA("Team CA")
+    kube.seed_object(fake, other.secret("team-ca", NS))
+    kube.seed_object(fake, ca.secret("internal-ca", NS))  # the issuer's CA, also in the gateway namespace
+    servers = [
+        f.server(["team.example.com"], "team-ca", name="a", port=443),
+        f.server(["x.example.com"], "internal-ca", name="b", port=8443),
+    ]
+    kube.seed_object(fake, f.gateway("gw", servers))
+    issuers = {"internal": {"type": "ca", "secret": f"{NS}/internal-ca", "validity": "720h"}}
+    _code, doc = run(fake, tmp_path, issuers=issuers)
+    for name in ("team-ca", "internal-ca"):
+        c = cred(doc, name)
+        assert c["action"] == "skip" and "not-owned" in codes(c), c
+    assert secret_writes(fake) == []  # no update, no backup (which would copy the CA key)
+
+
+def test_istio_s_ca_secret_is_never_created(fake: FakeCluster, tmp_path: Path) -> None:
+    kube.seed_object(fake, CA().secret())
+    kube.seed_object(fake, f.gateway("gw", [f.server(["mesh.example.com"], "cacerts")]))  # trusted: same namespace
+    _code, doc = run(fake, tmp_path, rules=[{"issuer": "internal", "create": True}])
+    c = cred(doc, "cacerts")
+    assert c["action"] == "skip" and "not-owned" in codes(c)
+    assert data(fake, "cacerts") is None and secret_writes(fake) == []
+
+
+def test_a_tenant_route_under_a_shared_wildcard_neither_blocks_renewal_nor_wastes_orders(
+    fake: FakeCluster, tmp_path: Path
+) -> None:
+    """A VirtualService anywhere routes x.y.example.com through the *.example.com server: a
+    one-label wildcard cannot serve it, and rotator does not add routed names."""
+    ca = CA()
+    kube.seed_object(fake, ca.secret())
+    crt, key, _ = ca.leaf(["*.example.com"], days_left=5)  # due
+    kube.seed_object(fake, f.secret("wild-tls", data={"tls.crt": crt, "tls.key": key}))
+    kube.seed_object(fake, f.gateway("wild", [f.server(["*.example.com"], "wild-tls")]))
+    vs = f.virtual_service("deep", TENANT, ["x.y.example.com"], gateways=["istio-system/wild"])
+    kube.seed_object(fake, vs)
+    for _ in range(2):
+        _code, doc = run(fake, tmp_path)
+    c = cred(doc, "wild-tls")
+    assert c["action"] == "none" and "host-not-covered" in codes(c)  # reported, not ordered for again
+    writes = [r for r in fake.requests if r.resource == "secrets" and r.method == "PUT" and r.name == "wild-tls"]
+    assert len(writes) == 1  # renewed once, in the first pass
+    assert sans_of((data(fake, "wild-tls") or {})["tls.crt"]) == ["*.example.com"]
 
 
 def test_a_rule_selects_by_the_gateway_namespace(fake: FakeCluster, tmp_path: Path) -> None:

@@ -92,6 +92,8 @@ class LeaderElector:
 
     def try_acquire_or_renew(self) -> bool:
         """One attempt: take a free or expired Lease, or renew ours. True while leader."""
+        if self._stop.is_set():  # released (or releasing): never take it back
+            return False
         now = self.clock()
         self.last_error = None
         try:
@@ -261,7 +263,9 @@ def one_pass_lease(
     )
     log = get_logger("rotator.leader")
     acquired = elector.try_acquire_or_renew()
+    watched = False  # a foreign holder was seen: an API error later does not make the pass uncoordinated
     if not acquired and _contended(elector):
+        watched = True
         first, deadline = elector.observed, clock() + lease_duration + retry_period
         log.info(
             "the Lease looks held; watching it for one lease duration",
@@ -281,7 +285,7 @@ def one_pass_lease(
             elector.stop()
             elector.release()
         return
-    if elector.last_error is not None and elector.last_error.status != 409:
+    if not watched and elector.last_error is not None and elector.last_error.status != 409:
         log.warning(
             "cannot take the Lease; running without coordination",
             lease=f"{namespace}/{name}",

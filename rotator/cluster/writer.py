@@ -229,6 +229,16 @@ def _backup_order(backup: dict[str, Any]) -> tuple[str, int]:
 # --- the imperative shell ----------------------------------------------------------
 
 
+def _holds_ca(secret: dict[str, Any]) -> bool:
+    """Is the certificate the Secret serves a CA's? (then its key is a CA key)"""
+    data = decoded(secret)
+    family = select_server_keys(data)
+    if family is None:
+        return False
+    bundle = certs.parse_bundle(data[family[0]])
+    return bool(bundle.certs) and certs.is_ca(bundle.certs[0])
+
+
 def _serial_in(secret: dict[str, Any]) -> str | None:
     """Serial of the leaf the Secret actually holds (not what its annotations claim)."""
     data = decoded(secret)
@@ -380,6 +390,9 @@ class SecretWriter:
         for attempt in range(self.max_conflicts):
             current = self.api.get(SECRETS, namespace, name)
             if current is None:
+                refused = ownership.name_refusal(name)
+                if refused is not None:
+                    return Outcome(namespace, name, "failed", f"refused to create Secret {namespace}/{name}: {refused}")
                 if read_version:  # it existed when planned: someone deleted it meanwhile
                     return Outcome(namespace, name, "skipped", "deleted since it was read; re-planned next pass")
                 body = _copy_ca_keys(new_secret(namespace, name, material, self.clock()), sibling)
@@ -392,7 +405,9 @@ class SecretWriter:
                     raise
                 self._event(created, "Rotated", "Create", f"created with certificate serial {serial}")
                 return Outcome(namespace, name, "created", "Secret created", serial=serial)
-            why = ownership.hard_refusal(name, str(current.get("type") or ""), (current.get("data") or {}).keys())
+            why = ownership.hard_refusal(
+                name, str(current.get("type") or ""), (current.get("data") or {}).keys(), _holds_ca(current)
+            )
             if why is not None:  # re-checked on what was just read: it may have changed since the plan
                 return Outcome(namespace, name, "failed", f"refused to write Secret {namespace}/{name}: {why}")
             holds = _serial_in(current)
@@ -505,9 +520,11 @@ class SecretWriter:
             backups = self.backups(namespace, name)
             current = self.api.get(SECRETS, namespace, name)
             why = (
-                ownership.hard_refusal(name, str(current.get("type") or ""), current.get("data") or {})
+                ownership.hard_refusal(
+                    name, str(current.get("type") or ""), current.get("data") or {}, _holds_ca(current)
+                )
                 if current
-                else None
+                else ownership.name_refusal(name)
             )
             if why is not None:
                 return Outcome(namespace, name, "failed", f"refused to write Secret {namespace}/{name}: {why}")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import fnmatch
-import hashlib
 import json
 import threading
 import time
@@ -642,13 +641,16 @@ def _identifiers(csr_pem: bytes) -> list[messages.Identifier]:
 
 
 def ari_jitter(cert: x509.Certificate) -> float:
-    """A stable fraction in [0, 1) per certificate, so repeated passes agree on the moment."""
-    return int.from_bytes(hashlib.sha256(str(cert.serial_number).encode()).digest()[:8], "big") / 2**64
+    from rotator.policy import ari_jitter as jitter
+
+    return jitter(format(cert.serial_number, "x"))
 
 
 def ari_due(window: tuple[datetime, datetime], cert: x509.Certificate, now: datetime) -> bool:
-    start, end = window
-    return now >= start + (end - start) * ari_jitter(cert)
+    """The planning rule (``policy.ari_due``), for an x509 certificate."""
+    from rotator.policy import ari_due as due
+
+    return due(window, format(cert.serial_number, "x"), now)
 
 
 def account_key_store(name: str, cfg: ACMEIssuerConfig, api: KubeAPI | None) -> Callable[[], bytes]:
