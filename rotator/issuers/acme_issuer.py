@@ -145,6 +145,7 @@ class ACMEIssuer:
         self.responder = responder
         self.sleep = sleep
         self.monotonic = monotonic
+        self._directory_doc: Any = None  # the directory as read for ARI (no account needed)
         self.poll = poll
         self.journal = journal
         self._last_sweep: float | None = None
@@ -602,12 +603,18 @@ class ACMEIssuer:
         """ARI's suggested window, or None when the CA does not offer ARI (or it fails)."""
         if not self.cfg.ari:
             return None
+        # Unauthenticated GETs only (RFC 9773 §4.2): no account is created, so a dry run
+        # may ask too.
+        verify: Any = self.cfg.ca_bundle or True
         try:
-            acme = self._connect()
-            if not offers(acme.directory, "renewalInfo"):
+            if self._directory_doc is None:
+                self._directory_doc = _fetch_json(self.cfg.directory, verify, self.monotonic)
+            base = (self._directory_doc or {}).get("renewalInfo") if isinstance(self._directory_doc, dict) else None
+            if not isinstance(base, str) or not base:
                 return None
-            url = acme.directory["renewalInfo"].rstrip("/") + "/" + ari_cert_id(cert)
-            info = messages.RenewalInfo.from_json(acme.net.get(url, content_type="application/json").json())
+            info = messages.RenewalInfo.from_json(
+                _fetch_json(base.rstrip("/") + "/" + ari_cert_id(cert), verify, self.monotonic)
+            )
         except Exception as exc:
             self.log.info("no renewal info", issuer=self.name, error=f"{type(exc).__name__}: {exc}")
             return None
