@@ -53,3 +53,16 @@ def _credential(
         return plan(cred, inv, config, now, facts)
     except Exception as exc:
         return replace(cred, findings=(*cred.findings, internal_error("planning", obj, exc)))
+
+
+def reinspect(
+    result: CheckResult, inv: Inventory, config: Config, now: datetime, secrets: set[tuple[str, str]]
+) -> CheckResult:
+    """``result`` with the credentials of ``secrets`` inspected and planned again on ``inv``
+    (what a pass wrote); every other credential keeps its plan."""
+    options = InspectOptions(client_ca_warning=parse_duration(config.renewal.client_ca_warning))
+    credentials = tuple(
+        _credential(c.spec, inv, config, now, options, NO_FACTS) if (c.spec.namespace, c.spec.name) in secrets else c
+        for c in result.credentials
+    )
+    return replace(result, credentials=credentials)

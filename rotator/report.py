@@ -14,6 +14,7 @@ from rotator.model import SEVERITIES, STATES, CheckResult, Credential, Finding, 
 from rotator.timeutil import format_duration, rfc3339
 
 REPORT_VERSION = 1
+RENEWAL_STATUSES = ("renewed", "failed", "skipped", "backoff")
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
 
 
@@ -24,26 +25,6 @@ def _finding(f: Finding, with_object: bool) -> dict[str, Any]:
             {"kind": f.object.kind, "namespace": f.object.namespace, "name": f.object.name} if f.object else None
         )
     return out
-
-
-# What a successful renewal fixes: once renewed, these no longer count toward the exit code.
-RESOLVED_BY_RENEWAL = frozenset(
-    {
-        "cert-expired",
-        "cert-not-yet-valid",
-        "cert-renewal-due",
-        "host-not-covered",
-        "key-mismatch",
-        "invalid-pem",
-        "missing-keys",
-        "chain-order",
-        "stale-ocsp-staple",
-        "weak-key",
-        "weak-signature",
-        "secret-not-found",
-        "shadowed-keys",
-    }
-)
 
 
 def _renewal(o: RenewalOutcome | None) -> dict[str, Any] | None:
@@ -119,11 +100,14 @@ def summary(result: CheckResult) -> dict[str, Any]:
     states = Counter(c.state for c in result.credentials)
     actions = Counter(c.action for c in result.credentials)
     severities = Counter(f.severity for f in all_findings(result))
+    renewals: Counter[str] = Counter(str(o.status) for o in result.renewals)
     return {
         "credentials": len(result.credentials),
         "states": {s: states.get(s, 0) for s in STATES},
         "actions": {a: actions.get(a, 0) for a in ("none", "renew", "skip")},
         "severities": {s: severities.get(s, 0) for s in SEVERITIES},
+        # what this pass did (all 0 in a dry run), one entry per Secret renewed or tried
+        "renewals": {r: renewals.get(r, 0) for r in RENEWAL_STATUSES},
     }
 
 
@@ -145,21 +129,12 @@ def to_document(result: CheckResult) -> dict[str, Any]:
 
 
 def exit_code(result: CheckResult) -> int:
-    """Nagios semantics: 2 when something is broken now, 1 when something needs attention.
-
-    A credential rotator renewed in this pass counts as healthy: what the renewal fixed
-    (expiry, coverage, a broken pair) no longer raises the code; a failed renewal does.
-    """
-    renewed = {k for k, o in renewals_by_copy(result).items() if o.status == "renewed"}
-
-    def fixed(c: Credential) -> bool:
-        return c.spec.role == "server" and f"{c.spec.namespace}/{c.spec.name}" in renewed
-
-    findings = list(result.findings) + [
-        f for c in result.credentials for f in c.findings if not (fixed(c) and f.code in RESOLVED_BY_RENEWAL)
-    ]
-    sev = {f.severity for f in findings}
-    states = {c.state for c in result.credentials if not fixed(c)}
+    """Nagios semantics, from the report as printed: 2 when something is broken now (a
+    credential expired, invalid or missing, or a critical/error finding), 1 when something
+    needs attention (due, or a warning), else 0. A real pass reports the world after it
+    (renewed credentials are inspected again), so what it fixed no longer counts."""
+    sev = {f.severity for f in all_findings(result)}
+    states = {c.state for c in result.credentials}
     if states & {"expired", "invalid", "missing"} or sev & {"critical", "error"}:
         return EXIT_CRITICAL
     if "due" in states or "warning" in sev:
@@ -230,9 +205,7 @@ def write_table(result: CheckResult, out: TextIO, color: bool | None = None) -> 
             Text(c.state, style=_STATE_STYLE[c.state]),
             _expires(c, now),
             c.renew_at.strftime("%Y-%m-%d") if c.renew_at else "-",
-            c.action
-            + (f" ({c.issuer})" if c.action == "renew" and c.issuer else "")
-            + (f" → {done.status}" if done else ""),
+            (done.status if done else c.action + (f" ({c.issuer})" if c.action == "renew" and c.issuer else "")),
             "\n".join(gws) + (f"\n{hosts}" if hosts else ""),
             ", ".join(f"{k}×{n}" if n > 1 else k for k, n in sorted(codes.items())) or "-",
         )
@@ -252,8 +225,10 @@ def write_table(result: CheckResult, out: TextIO, color: bool | None = None) -> 
     states = ", ".join(f"{n} {k}" for k, n in s["states"].items() if n)
     actions = ", ".join(f"{n} {k}" for k, n in s["actions"].items() if n and k != "none")
     console.print()
+    done_line = ", ".join(f"{k} {n}" for k, n in s["renewals"].items() if n)
     console.print(
         f"{s['credentials']} credential(s): {states or 'none'}"
+        + (f"; this pass: {done_line}" if done_line else "")
         + (f"; planned: {actions}" if actions else "")
         + f". Exit code {exit_code(result)}."
     )

@@ -63,10 +63,66 @@ def renew(
             if sweep is not None:
                 sweep()
     outcomes = renewer.run(result, inventory)
-    extra = tuple(issuer_health(result, built, clock)) + tuple(f for o in outcomes for f in o.findings)
+    applied = [f for o in outcomes for f in o.findings]
     if config.verify.enabled:
-        extra += tuple(verify_served(result, outcomes, config))
-    return replace(result, renewals=tuple(outcomes), findings=result.findings + extra)
+        applied += verify_served(result, outcomes, config)
+    after = world_after(result, inventory, outcomes, config, api, clock())
+    return attach(replace(after, renewals=tuple(outcomes)), applied, tuple(issuer_health(result, built, clock)))
+
+
+def world_after(
+    result: CheckResult,
+    inventory: Inventory,
+    outcomes: Sequence[Any],
+    config: Config,
+    api: KubeAPI,
+    now: datetime,
+) -> CheckResult:
+    """The report of a real pass shows each credential as it is after the pass: the Secrets
+    rotator wrote are read back and inspected again (one GET per copy written), so a
+    renewed credential shows its new certificate and only the findings that still hold."""
+    from rotator.cluster.api import SECRETS, ApiError
+    from rotator.inventory import build_inventory
+    from rotator.model import RawObject, Source
+    from rotator.pipeline import reinspect
+
+    written = {copy for o in outcomes if o.status == "renewed" for copy in (o.copies or (f"{o.namespace}/{o.name}",))}
+    if not written:
+        return result
+    raws = []
+    for copy in sorted(written):
+        ns, _, name = copy.partition("/")
+        try:
+            obj = api.get(SECRETS, ns, name)
+        except ApiError:
+            continue  # the report keeps what was planned for it; the renewal says what was done
+        if obj is not None:
+            raws.append(RawObject(Source(f"secrets/{ns}/{name}", 0), obj))
+    fresh, _ = build_inventory(raws, workloads_known=True)
+    refreshed = {(s.namespace, s.name) for s in fresh.secrets}
+    secrets = tuple(s for s in inventory.secrets if (s.namespace, s.name) not in refreshed) + fresh.secrets
+    return reinspect(result, replace(inventory, secrets=secrets), config, now, refreshed)
+
+
+def attach(result: CheckResult, findings: Sequence[Finding], general: tuple[Finding, ...]) -> CheckResult:
+    """Findings of the apply stage go on their credential (docs/findings.md); only those
+    about no credential (an issuer's health) are top-level."""
+    by_secret: dict[tuple[str, str], list[Finding]] = {}
+    loose: list[Finding] = list(general)
+    servers = {(c.spec.namespace, c.spec.name) for c in result.credentials if c.spec.role == "server"}
+    for f in findings:
+        key = (f.object.namespace, f.object.name) if f.object is not None else None
+        if key in servers and f.object is not None and f.object.kind == "Secret":
+            by_secret.setdefault(key, []).append(f)
+        else:
+            loose.append(f)
+    credentials = tuple(
+        replace(c, findings=c.findings + tuple(by_secret.get((c.spec.namespace, c.spec.name), [])))
+        if c.spec.role == "server"
+        else c
+        for c in result.credentials
+    )
+    return replace(result, credentials=credentials, findings=result.findings + tuple(loose))
 
 
 def issuer_health(result: CheckResult, issuers: Mapping[str, Any], clock: Callable[[], datetime]) -> list[Finding]:

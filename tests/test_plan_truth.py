@@ -166,3 +166,27 @@ def test_an_open_ari_window_is_planned_by_the_dry_run_and_renewed_by_the_real_pa
         assert {r.method for r in fake.requests} == {"GET"}  # the dry run wrote nothing (no account Secret either)
         (done,) = check(kc, cfg)["credentials"]
         assert done["renewal"]["status"] == "renewed", done
+
+
+def exit_rule(doc: dict[str, Any]) -> int:
+    """docs/report-format.md's rule, applied to the document as printed."""
+    findings = doc["findings"] + [x for c in doc["credentials"] for x in c["findings"]]
+    sev = {x["severity"] for x in findings}
+    states = {c["state"] for c in doc["credentials"]}
+    if states & {"expired", "invalid", "missing"} or sev & {"critical", "error"}:
+        return 2
+    return 1 if "due" in states or "warning" in sev else 0
+
+
+def test_the_exit_code_follows_from_the_report_as_printed(tmp_path: Path) -> None:
+    with FakeCluster(rbac_manifests=kube.deploy_rbac()) as fake:
+        seed(fake, CA())
+        kc, cfg = fake.kubeconfig(tmp_path / "kc"), config_file(tmp_path, rules=RULES)
+        for extra in (("--dry-run",), (), ("--dry-run",)):  # before, the real pass, after
+            out = io.StringIO()
+            argv = ["check", "-o", "json", "--log-level", "error", "--kubeconfig", str(kc), "--config", str(cfg)]
+            code = main([*argv, *extra], stdout=out)
+            doc = json.loads(out.getvalue())
+            assert code == doc["exit_code"] == exit_rule(doc), (extra, code, doc["exit_code"])
+        real_after = {c["name"]: c for c in doc["credentials"]}
+        assert real_after["due-tls"]["action"] == "none" and real_after["due-tls"]["state"] == "ok"

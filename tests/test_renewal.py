@@ -154,8 +154,12 @@ def test_check_renews_a_due_secret_that_then_serves(cluster: tuple[FakeCluster, 
     before = secret_data(fake)
     code, doc = run_cli("--kubeconfig", str(kc), "--config", str(config_file(tmp_path)))
     (cred,) = [c for c in doc["credentials"] if c["name"] == NAME]
-    assert cred["action"] == "renew" and cred["renewal"]["status"] == "renewed", cred
-    assert code == 0  # the due certificate was renewed: nothing left to warn about
+    assert cred["renewal"]["status"] == "renewed", cred
+    # the report shows the world after the pass: the new certificate, nothing left to do
+    assert cred["certificate"]["serial"] == cred["renewal"]["serial"] and cred["state"] == "ok"
+    assert cred["action"] == "none" and cred["findings"] == []
+    assert doc["summary"]["renewals"] == {"renewed": 1, "failed": 0, "skipped": 0, "backoff": 0}
+    assert code == 0 == doc["exit_code"]  # the due certificate was renewed: nothing left to warn about
     after = secret_data(fake)
     assert after["tls.crt"] != before["tls.crt"] and after["ca.crt"] == b"client ca"
     leaf = certs.parse_bundle(after["tls.crt"]).certs[0]
