@@ -115,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--list", action="store_true", help="list the backups and exit")
     rollback.add_argument("--dry-run", action="store_true", help="validate and say what would be restored")
     rollback.add_argument(
+        "--no-hold",
+        action="store_true",
+        help="do not pause renewal: by default the restored Secret is annotated rotator.io/renewal=paused, or "
+        "the next pass would renew it again; resume with kubectl annotate secret -n NS NAME rotator.io/renewal-",
+    )
+    rollback.add_argument(
         "--this-copy-only",
         action="store_true",
         help="restore only the Secret named, not its copies in other gateway namespaces (which then serve "
@@ -524,8 +530,13 @@ def _rollback(args: argparse.Namespace, stdout: TextIO) -> int:
             plan.append((ns, backup))
         failed = False
         for ns, backup in plan:
-            outcome = writer.rollback(ns, name, references, to=backup, dry_run=args.dry_run)
-            stdout.write(f"{ns}/{name}: {outcome.status}: {outcome.message}\n")
+            outcome = writer.rollback(ns, name, references, to=backup, dry_run=args.dry_run, hold=not args.no_hold)
+            held = (
+                ""
+                if args.no_hold or outcome.status != "rolled-back"
+                else (f"; renewal paused (resume: kubectl annotate secret -n {ns} {name} rotator.io/renewal-)")
+            )
+            stdout.write(f"{ns}/{name}: {outcome.status}: {outcome.message}{held}\n")
             failed = failed or outcome.status != "rolled-back"
     except ApiError as exc:
         return _error(str(exc))

@@ -46,6 +46,7 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
     "untrusted-gateway": ("warning", "A Gateway from a namespace no rule trusts references the Secret"),
     # renewal (rotator check without --dry-run)
     "renewal-failed": ("error", "Issuing or writing the renewed certificate failed"),
+    "renewal-paused": ("info", "Renewal is paused by the rotator.io/renewal=paused annotation (e.g. after a rollback)"),
     "renewal-backoff": ("warning", "Renewal is waiting after earlier failures"),
     "issuer-change": ("warning", "The current certificate comes from another CA; not moved without consent"),
     "issuer-ca-expiring": ("warning", "The CA of a CA issuer expires soon (critical once expired)"),

@@ -32,6 +32,7 @@ from rotator.timeutil import DEFAULT_RENEW_BEFORE, RenewBefore, format_duration,
 
 RENEW_BEFORE_ANNOTATION = "rotator.io/renew-before"
 ISSUED_BY_ANNOTATION = "rotator.io/issued-by"
+RENEWAL_ANNOTATION = "rotator.io/renewal"
 ISSUER_ANNOTATION = "rotator.io/issuer"
 INVALID_CONTENT = frozenset({"invalid-pem", "missing-keys", "key-mismatch", "cert-not-yet-valid"})
 BROKEN_REFERENCE = frozenset({"cross-namespace-reference", "reference-not-permitted", "cacert-name-for-server"})
@@ -158,6 +159,20 @@ def cannot_read(i: PolicyInput) -> Blocked | None:
     return "rotator may not read the Secret; grant it (deploy/) and nothing is issued meanwhile", None
 
 
+def renewal_paused(i: PolicyInput) -> Blocked | None:
+    """A hold set by hand or by ``rotator rollback``: the restored certificate must not
+    be renewed away by the next pass."""
+    if i.secret is None or i.secret.annotations.get(RENEWAL_ANNOTATION) != "paused":
+        return None
+    return f"renewal paused ({RENEWAL_ANNOTATION}=paused)", finding(
+        "renewal-paused",
+        f"{_obj(i)}: renewal is paused by the annotation {RENEWAL_ANNOTATION}=paused (set by rotator rollback, or by "
+        f"hand); remove it to resume: kubectl annotate secret -n {i.credential.spec.namespace} "
+        f"{i.credential.spec.name} {RENEWAL_ANNOTATION}-",
+        _obj(i),
+    )
+
+
 def reference_is_broken(i: PolicyInput) -> Blocked | None:
     """A new certificate cannot fix a reference Istio refuses; the reference finding already says so."""
     bad = _codes(i) & BROKEN_REFERENCE
@@ -275,6 +290,7 @@ def has_issuer(i: PolicyInput) -> Blocked | None:
 
 GATES: tuple[Gate, ...] = (
     cannot_read,
+    renewal_paused,
     reference_is_broken,
     copy_exists_elsewhere,
     managed_externally,

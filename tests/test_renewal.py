@@ -184,6 +184,30 @@ def test_check_renews_a_due_secret_that_then_serves(cluster: tuple[FakeCluster, 
     assert fake.get("v1", "Secret", NS, pending_name(NAME)) is None  # pending cleared after the write
 
 
+def test_after_a_rollback_the_next_pass_holds_off_until_resumed(
+    cluster: tuple[FakeCluster, Path, CA], tmp_path: Path
+) -> None:
+    """A rollback that the next pass undoes is no rollback: it pauses renewal."""
+    fake, kc, _ = cluster
+    cfg = str(config_file(tmp_path))
+    before = secret_data(fake)["tls.crt"]
+    assert run_cli("--kubeconfig", str(kc), "--config", cfg)[1]["summary"]["renewals"]["renewed"] == 1
+    out = io.StringIO()
+    code = main(["rollback", f"{NS}/{NAME}", "--kubeconfig", str(kc), "--log-level", "error"], stdout=out)
+    assert code == 0 and "renewal paused (resume: kubectl annotate secret" in out.getvalue()
+    assert secret_data(fake)["tls.crt"] == before  # the old, due certificate is back
+    for _pass in range(2):
+        code, doc = run_cli("--kubeconfig", str(kc), "--config", cfg)
+        (cred,) = [c for c in doc["credentials"] if c["name"] == NAME]
+        assert cred["action"] == "skip" and cred["renewal"] is None, cred
+        assert "renewal-paused" in {x["code"] for x in cred["findings"]}
+        assert secret_data(fake)["tls.crt"] == before
+    obj = fake.get("v1", "Secret", NS, NAME) or {}
+    del obj["metadata"]["annotations"]["rotator.io/renewal"]  # kubectl annotate ... rotator.io/renewal-
+    fake.add({"apiVersion": "v1", "kind": "Secret", **obj})
+    assert run_cli("--kubeconfig", str(kc), "--config", cfg)[1]["summary"]["renewals"]["renewed"] == 1
+
+
 def test_dry_run_only_reads_and_changes_nothing(cluster: tuple[FakeCluster, Path, CA], tmp_path: Path) -> None:
     fake, kc, _ = cluster
     before = secret_data(fake)

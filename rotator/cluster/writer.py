@@ -32,6 +32,7 @@ ANN_NOT_AFTER = "rotator.io/not-after"
 ANN_ISSUER = "rotator.io/issued-by"
 ANN_PREVIOUS_SERIAL = "rotator.io/previous-serial"
 ANN_ROLLED_BACK_AT = "rotator.io/rolled-back-at"
+ANN_RENEWAL = "rotator.io/renewal"  # "paused": rotator plans skip for it (cert-manager's renewal.policy: Disabled)
 ROTATION_ANNOTATIONS = (ANN_ROTATED_AT, ANN_SERIAL, ANN_NOT_AFTER, ANN_ISSUER, ANN_PREVIOUS_SERIAL, ANN_ROLLED_BACK_AT)
 LABEL_BACKUP_OF = "rotator.io/backup-of"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -501,12 +502,15 @@ class SecretWriter:
         references: Sequence[Reference],
         to: str | None = None,
         dry_run: bool = False,
+        hold: bool = False,
     ) -> Outcome:
         """Restore the certificate and key of the newest (or the named) backup, under the
-        same safety rules as a rotation; everything else in the Secret stays as it is now."""
+        same safety rules as a rotation; everything else in the Secret stays as it is now.
+        ``hold``: also pause its renewal (``rotator.io/renewal: paused``), or the next pass
+        would renew the restored certificate away at once."""
         stub = {"kind": "Secret", "metadata": {"namespace": namespace, "name": name}}
         try:
-            outcome = self._rollback(namespace, name, references, to, dry_run)
+            outcome = self._rollback(namespace, name, references, to, dry_run, hold)
         except ApiError as exc:
             outcome = Outcome(namespace, name, "failed", str(exc))
         if outcome.status == "failed" and not dry_run:
@@ -514,7 +518,7 @@ class SecretWriter:
         return outcome
 
     def _rollback(
-        self, namespace: str, name: str, references: Sequence[Reference], to: str | None, dry_run: bool
+        self, namespace: str, name: str, references: Sequence[Reference], to: str | None, dry_run: bool, hold: bool
     ) -> Outcome:
         for _attempt in range(self.max_conflicts):
             backups = self.backups(namespace, name)
@@ -561,6 +565,8 @@ class SecretWriter:
                 k: v for k, v in ((chosen["metadata"].get("annotations") or {}).items()) if k in ROTATION_ANNOTATIONS
             }
             restored_ann[ANN_ROLLED_BACK_AT] = rfc3339(self.clock())
+            if hold:
+                restored_ann[ANN_RENEWAL] = "paused"
             backup_data = dict(chosen.get("data") or {})
             cert_keys = ("cert", "key", *TLS_FAMILY, OCSP_KEY)  # restored; everything else stays as now
             if current is None:
