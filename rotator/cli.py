@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rotator {__version__}")
     _common(parser, top=True)
+    _cluster(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     check = sub.add_parser(
@@ -60,7 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="manifest file or folder (recursive); '-' for stdin; repeatable",
     )
     check.add_argument(
-        "-o", "--output", choices=("table", "json", "yaml"), default="table", help="report format (default: table)"
+        "-o",
+        "--output",
+        choices=("table", "wide", "json", "yaml", "summary"),
+        default="table",
+        help="report format: table (default, fits 80 columns), wide (every column), json, yaml, or summary "
+        "(the closing line only)",
     )
     check.add_argument(
         "--at", metavar="WHEN", help="evaluate as of another time: ISO date/time or relative (+30d, -12h)"
@@ -72,7 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="namespace for manifests without metadata.namespace (default: config, else 'default')",
     )
-    check.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="table colours")
+    check.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="log errors only (at a terminal, warnings and errors are the default)",
+    )
     check.add_argument(
         "--pushgateway", metavar="URL", help="push this pass's metrics to a Prometheus Pushgateway (for the CronJob)"
     )
@@ -130,14 +141,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cluster(parser: argparse.ArgumentParser) -> None:
+def _cluster(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    """kubectl's habit: --kubeconfig and --context before or after the command."""
     parser.add_argument(
         "--kubeconfig",
         metavar="FILE",
-        default=None,
+        default=None if top else argparse.SUPPRESS,
         help="kubeconfig file (default: in-cluster, else $KUBECONFIG or ~/.kube/config)",
     )
-    parser.add_argument("--context", metavar="NAME", default=None, help="kubeconfig context")
+    parser.add_argument(
+        "--context", metavar="NAME", default=None if top else argparse.SUPPRESS, help="kubeconfig context"
+    )
 
 
 def _common(parser: argparse.ArgumentParser, top: bool) -> None:
@@ -156,13 +170,19 @@ def _common(parser: argparse.ArgumentParser, top: bool) -> None:
         "--log-level",
         choices=("debug", "info", "warning", "error"),
         default=default(None),
-        help="log level (default: from config, else info)",
+        help="log level (default: from config, else info; rotator check at a terminal: warning)",
     )
     parser.add_argument(
         "--log-format",
         choices=("auto", "console", "json"),
         default=default(None),
         help="log format on stderr (default: console on a terminal, else JSON)",
+    )
+    parser.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default=default("auto"),
+        help="colours in the table and the logs (auto: a terminal without NO_COLOR)",
     )
 
 
@@ -241,6 +261,27 @@ def _terminate_on_sigterm(stop: threading.Event) -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+LEVELS = ("debug", "info", "warning", "error")
+
+
+def _check_log_level(args: argparse.Namespace, config: Any) -> str:
+    """A person at a terminal reads the report, not log chatter: below warning only when
+    asked (--log-level) or when logs go to a machine (JSON, as the CronJob runs)."""
+    if args.log_level:
+        return str(args.log_level)
+    if args.quiet:
+        return "error"
+    level = str(config.logging.level)
+    if args.log_format == "json":  # asked for machine logs on the command line
+        return level
+    return LEVELS[max(LEVELS.index(level), LEVELS.index("warning"))]
+
+
+def _color(args: argparse.Namespace) -> bool | None:
+    """--color always/never, else None: a terminal decides, and NO_COLOR turns it off."""
+    return {"always": True, "never": False}.get(getattr(args, "color", "auto"))
+
+
 def _silence_stdout() -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -262,7 +303,7 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
         config = load_config(args.config)
     except ConfigError as exc:
         return _error(str(exc))
-    logs.configure(args.log_level or config.logging.level, args.log_format or config.logging.format)
+    logs.configure(_check_log_level(args, config), args.log_format or config.logging.format, color=_color(args))
     logs.new_run_id()
     log = logs.get_logger()
 
@@ -372,9 +413,13 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
         write_json(result, stdout)
     elif args.output == "yaml":
         write_yaml(result, stdout)
+    elif args.output == "summary":
+        from rotator.report import summary_line
+
+        stdout.write(summary_line(result) + "\n")
     else:
         color = {"always": True, "never": False}.get(args.color)
-        write_table(result, stdout, color=color)
+        write_table(result, stdout, color=color, wide=args.output == "wide")
     if args.pushgateway:
         _push(args.pushgateway, result, config, api, issuers)
     if args.exit_codes == "job":
@@ -431,10 +476,34 @@ def _api(args: argparse.Namespace) -> Any:
     """A KubeAPI for the configured cluster, or an exit code after a clear message."""
     from rotator.cluster.api import KubeAPI, connect
 
+    missing = _missing_kubeconfig(args.kubeconfig)
+    if missing is not None:
+        return _error(missing)
     try:
         return KubeAPI(connect(args.kubeconfig, args.context))
     except Exception as exc:  # kubeconfig missing/invalid: the client raises several types
         return _error(f"cannot configure the Kubernetes client: {exc}")
+
+
+def _missing_kubeconfig(explicit: str | None) -> str | None:
+    """Say which file is missing, in kubectl's terms, before the client's "No configuration found"."""
+    if explicit is not None:
+        return None if os.path.isfile(explicit) else f"--kubeconfig {explicit}: no such file"
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        return None  # in a pod: the service account
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        files = [p for p in env.split(os.pathsep) if p]
+        if not any(os.path.isfile(p) for p in files):
+            return f"$KUBECONFIG names no existing file ({env}); set it, or pass --kubeconfig"
+        return None
+    home = os.path.expanduser("~/.kube/config")
+    if not os.path.isfile(home):
+        return (
+            f"no kubeconfig: $KUBECONFIG is not set and {home} does not exist; pass --kubeconfig, run in a pod, "
+            "or use -f with manifests"
+        )
+    return None
 
 
 def _daemon(args: argparse.Namespace) -> int:

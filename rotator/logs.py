@@ -68,14 +68,18 @@ class _Stderr:
         return sys.stderr.isatty()
 
 
-def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None, color: bool | None = None) -> None:
+    """``color``: True/False from --color; None: a terminal without NO_COLOR (no-color.org)."""
+    import os
+
     import structlog
 
     out: Any = stream or _Stderr()
     if fmt == "auto":
         fmt = "console" if out.isatty() else "json"
+    colors = color if color is not None else (out.isatty() and not os.environ.get("NO_COLOR"))
     renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=out.isatty()) if fmt == "console" else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer(colors=colors) if fmt == "console" else structlog.processors.JSONRenderer()
     )
     structlog.configure(
         processors=[

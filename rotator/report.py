@@ -6,8 +6,10 @@ may change freely.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any, TextIO
 
 from rotator.model import SEVERITIES, STATES, CheckResult, Credential, Finding, RenewalOutcome
@@ -171,45 +173,89 @@ _STATE_STYLE = {"ok": "green", "due": "yellow", "expired": "bold red", "invalid"
 _SEV_STYLE = {"critical": "bold red", "error": "red", "warning": "yellow", "info": "cyan"}
 
 
-def _expires(c: Credential, now: datetime) -> str:
+def _expires(c: Credential, now: datetime, short: bool = False) -> str:
+    """``2027-02-13 (74d)``; short (the 80-column view): ``74d`` or ``expired``."""
     if c.certificate is None:
         return "-"
     left = c.certificate.not_after - now
+    if short:
+        return _days(left) if left.total_seconds() > 0 else "expired"
     when = c.certificate.not_after.strftime("%Y-%m-%d")
     return f"{when} ({format_duration(left)})" if left.total_seconds() > 0 else f"{when} (expired)"
 
 
-def write_table(result: CheckResult, out: TextIO, color: bool | None = None) -> None:
+def _days(left: timedelta) -> str:
+    return f"{left.days}d" if left.days >= 1 else f"{max(1, int(left.total_seconds() // 3600))}h"
+
+
+def table_width(out: TextIO, environ: Mapping[str, str] | None = None) -> int | None:
+    """The terminal's width; else ``COLUMNS``; else (a pipe, a CI log) 200, so each row
+    stays on one line where nobody resizes the window."""
+    env = os.environ if environ is None else environ
+    columns = env.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return None if out.isatty() else 200
+
+
+def write_table(result: CheckResult, out: TextIO, color: bool | None = None, wide: bool = False) -> None:
+    """The default view fits 80 columns and never drops STATE or ACTION; ``wide`` (``-o
+    wide``) adds role, renew-at and the Gateways and hosts."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    # Off a terminal, render wide enough that pipes and CI logs keep one row per line.
-    width = None if out.isatty() else 200
-    console = Console(file=out, force_terminal=color, no_color=color is False, width=width, soft_wrap=False)
+    width = table_width(out)
+    # NO_COLOR (no-color.org) and --color never both mean no colour; --color always forces it.
+    no_color = True if color is False or (color is None and os.environ.get("NO_COLOR")) else None
+    console = Console(file=out, force_terminal=color, no_color=no_color, width=width, soft_wrap=False)
     now = result.evaluated_at
-    table = Table(title=f"rotator check — evaluated at {rfc3339(now)}", title_justify="left", expand=False)
-    for col in ("SECRET", "ROLE", "STATE", "EXPIRES", "RENEW AT", "ACTION"):
-        table.add_column(col, no_wrap=True)
-    table.add_column("GATEWAYS / HOSTS", overflow="fold", min_width=24)
-    table.add_column("FINDINGS", overflow="fold", min_width=20)
+    if not result.credentials:
+        console.print(f"rotator check — evaluated at {rfc3339(now)}: no credentials found.")
+    table = Table(
+        title=f"rotator check — evaluated at {rfc3339(now)}",
+        title_justify="left",
+        expand=False,
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("SECRET", overflow="fold", ratio=3, min_width=16)
+    if wide:
+        table.add_column("ROLE", no_wrap=True)
+    table.add_column("STATE", no_wrap=True)
+    table.add_column("EXPIRES", no_wrap=True)
+    if wide:
+        table.add_column("RENEW AT", no_wrap=True)
+    table.add_column("ACTION", no_wrap=True)
+    if wide:
+        table.add_column("GATEWAYS / HOSTS", overflow="fold", min_width=24)
+    table.add_column("FINDINGS", overflow="fold", ratio=2, min_width=14)
     renewals = renewals_by_copy(result)
     for c in result.credentials:
         gws = sorted({f"{r.namespace}/{r.name}:{r.port}" for r in c.spec.references})
         done = renewals.get(f"{c.spec.namespace}/{c.spec.name}") if c.spec.role == "server" else None
         hosts = ", ".join(c.spec.hosts)
         codes = Counter(f.code for f in c.findings if f.code != "cert-renewal-due" or c.state != "due")
-        table.add_row(
-            f"{c.spec.namespace}/{c.spec.name}" + ("" if c.spec.kind == "Secret" else f" ({c.spec.kind})"),
-            c.spec.role,
-            Text(c.state, style=_STATE_STYLE[c.state]),
-            _expires(c, now),
-            c.renew_at.strftime("%Y-%m-%d") if c.renew_at else "-",
-            (done.status if done else c.action + (f" ({c.issuer})" if c.action == "renew" and c.issuer else "")),
-            "\n".join(gws) + (f"\n{hosts}" if hosts else ""),
-            ", ".join(f"{k}×{n}" if n > 1 else k for k, n in sorted(codes.items())) or "-",
-        )
-    console.print(table)
+        secret = f"{c.spec.namespace}/{c.spec.name}" + ("" if c.spec.kind == "Secret" else f" ({c.spec.kind})")
+        if not wide and c.spec.role != "server":
+            secret += " (client CA)"
+        action: str = done.status if done else c.action
+        if wide and not done and c.action == "renew" and c.issuer:
+            action += f" ({c.issuer})"
+        cells: list[Any] = [secret]
+        if wide:
+            cells.append(c.spec.role)
+        cells += [Text(c.state, style=_STATE_STYLE[c.state]), _expires(c, now, short=not wide)]
+        if wide:
+            cells.append(c.renew_at.strftime("%Y-%m-%d") if c.renew_at else "-")
+        cells.append(action)
+        if wide:
+            cells.append("\n".join(gws) + (f"\n{hosts}" if hosts else ""))
+        cells.append("\n".join(f"{k}×{n}" if n > 1 else k for k, n in sorted(codes.items())) or "-")
+        table.add_row(*cells)
+    if result.credentials:
+        console.print(table)
     detail = [f for c in result.credentials for f in c.findings] + list(result.findings)
     order = {s: i for i, s in enumerate(SEVERITIES)}
     if detail:
@@ -221,12 +267,17 @@ def write_table(result: CheckResult, out: TextIO, color: bool | None = None) -> 
             line.append(f" {f.code}: ", style="bold")
             line.append(f.message)
             console.print(line)
+    console.print()
+    console.print(summary_line(result))
+
+
+def summary_line(result: CheckResult) -> str:
+    """The closing line (and all of ``-o summary``), certbot-style for what the pass did."""
     s = summary(result)
     states = ", ".join(f"{n} {k}" for k, n in s["states"].items() if n)
     actions = ", ".join(f"{n} {k}" for k, n in s["actions"].items() if n and k != "none")
-    console.print()
     done_line = ", ".join(f"{k} {n}" for k, n in s["renewals"].items() if n)
-    console.print(
+    return (
         f"{s['credentials']} credential(s): {states or 'none'}"
         + (f"; this pass: {done_line}" if done_line else "")
         + (f"; planned: {actions}" if actions else "")

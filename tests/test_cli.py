@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from freezegun import freeze_time
 
@@ -452,3 +454,122 @@ def test_console_script_runs() -> None:
     exe = Path(sys.executable).parent / "rotator"
     p = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
     assert p.returncode == 0 and p.stdout.startswith("rotator ")
+
+
+@pytest.mark.parametrize("columns", [80, 120, 170])
+def test_the_table_fits_the_terminal_and_never_drops_state_or_action(columns: int, monkeypatch: Any) -> None:
+    """Rendered to text at a fixed width (no screenshot): every line fits, and STATE and
+    ACTION of every credential are there."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    out = io.StringIO()
+    argv = ["check", "--dry-run", "-f", str(ROOT / "examples"), "--config", str(ROOT / "config/rotator.yaml")]
+    main([*argv, "--at", "2026-12-01", "--log-level", "error"], stdout=out)
+    text = out.getvalue()
+    lines = text.splitlines()
+    assert all(len(line) <= columns for line in lines), max(lines, key=len)
+    header = next(line for line in lines if "SECRET" in line)
+    assert "STATE" in header and "ACTION" in header and "FINDINGS" in header
+    doc = json.loads(_json_of(argv))
+    body = text.split("Findings:")[0].splitlines()
+    rows = body[body.index(header) + 2 :]  # below the rule under the header
+    state_at, expires_at = header.index("STATE"), header.index("EXPIRES")
+    action_at, findings_at = header.index("ACTION"), header.index("FINDINGS")
+
+    def cell(line: str, start: int, end: int) -> str:
+        return line[start:end].strip()
+
+    states = [cell(line, state_at, expires_at) for line in rows if cell(line, state_at, expires_at)]
+    actions = [cell(line, action_at, findings_at) for line in rows if cell(line, action_at, findings_at)]
+    assert states == [c["state"] for c in doc["credentials"]]  # one STATE per credential, none cut
+    assert actions == [c["action"] for c in doc["credentials"]]
+
+
+def _json_of(argv: list[str]) -> str:
+    out = io.StringIO()
+    main([*argv, "--at", "2026-12-01", "--log-level", "error", "-o", "json"], stdout=out)
+    return out.getvalue()
+
+
+def test_no_color_and_a_pipe_width_from_columns(monkeypatch: Any) -> None:
+    from rotator.report import table_width
+
+    assert table_width(io.StringIO(), {"COLUMNS": "97"}) == 97
+    assert table_width(io.StringIO(), {}) == 200
+    monkeypatch.setenv("NO_COLOR", "1")
+    out = io.StringIO()
+    argv = ["check", "--dry-run", "-f", str(ROOT / "examples"), "--config", str(ROOT / "config/rotator.yaml")]
+    main([*argv, "--color", "auto", "--log-level", "error"], stdout=out)
+    assert "\x1b[" not in out.getvalue()
+    out = io.StringIO()
+    main([*argv, "-o", "summary", "--log-level", "error"], stdout=out)
+    assert out.getvalue().count("\n") == 1 and "credential(s)" in out.getvalue()
+
+
+def test_an_empty_result_says_no_credentials_found(tmp_path: Path) -> None:
+    empty = tmp_path / "gw.yaml"
+    empty.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: default}\n")
+    out = io.StringIO()
+    main(["check", "--dry-run", "-f", str(empty), "--log-level", "error"], stdout=out)
+    assert "no credentials found" in out.getvalue() and "SECRET" not in out.getvalue()
+
+
+CHECK_DEMO = [
+    sys.executable,
+    "-m",
+    "rotator",
+    "check",
+    "--dry-run",
+    "-f",
+    "examples",
+    "--config",
+    "config/rotator.yaml",
+]
+
+
+def test_json_with_stderr_merged_is_one_document_for_jq() -> None:
+    """`rotator check -o json 2>&1 | jq`: no log line on stderr at the default level."""
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rotator",
+            "check",
+            "--dry-run",
+            "-f",
+            "examples",
+            "--config",
+            "config/rotator.yaml",
+            "-o",
+            "json",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert json.loads(p.stdout)["version"] == 1  # the whole merged stream is the report
+    loud = subprocess.run(
+        [sys.executable, "-m", "rotator", "check", "--dry-run", "-f", "examples", "-o", "json", "--log-level", "info"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert "check finished" in loud.stderr  # asked for: there
+
+
+def test_global_flags_go_before_or_after_the_command(tmp_path: Path) -> None:
+    for argv in (
+        ["--color", "never", "--kubeconfig", "/nonexistent", "check", "--dry-run"],
+        ["check", "--dry-run", "--color", "never", "--kubeconfig", "/nonexistent"],
+    ):
+        p = subprocess.run([sys.executable, "-m", "rotator", *argv], cwd=ROOT, capture_output=True, text=True)
+        assert p.returncode == 3 and "--kubeconfig /nonexistent: no such file" in p.stderr, p.stderr
+
+
+def test_no_kubeconfig_anywhere_says_where_it_looked(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}
+    env["HOME"] = str(tmp_path)
+    p = subprocess.run(
+        [sys.executable, "-m", "rotator", "check", "--dry-run"], cwd=ROOT, capture_output=True, text=True, env=env
+    )
+    assert p.returncode == 3 and "$KUBECONFIG is not set" in p.stderr and ".kube/config does not exist" in p.stderr

@@ -204,6 +204,9 @@ containers:
       # job exit codes: the Job fails only when a renewal failed or rotator could not run.
       - --exit-codes
       - job
+      # the Job's log keeps the pass's progress lines (a terminal gets warnings only)
+      - --log-level
+      - info
       {{- with .Values.cronjob.pushgatewayUrl }}
       - --pushgateway
       - {{ . | quote }}
