@@ -36,8 +36,8 @@ PENDING_ANN_ISSUER = "rotator.io/pending-issuer"
 PENDING_ANN_CLAIMED_BY = "rotator.io/claimed-by"
 PENDING_ANN_CLAIMED_AT = "rotator.io/claimed-at"
 SUFFIX = "-rotator-pending"
-# Longer than any order takes (ACME DNS-01 waits for propagation, minutes at most): a
-# claim older than this belongs to a pass that died.
+# At least this, and at least twice the longest order the issuers allow (ACME timeout
+# plus DNS propagation): a claim older than that belongs to a pass that died.
 CLAIM_TTL = timedelta(minutes=15)
 
 
@@ -93,7 +93,9 @@ class PendingStore:
         clock: Callable[[], datetime],
         identity: str | None = None,
         dead: Iterable[str] = (),
+        ttl: timedelta = CLAIM_TTL,
     ) -> None:
+        self.ttl = max(ttl, CLAIM_TTL)  # never shorter than the longest order may take
         self.api = api
         self.clock = clock
         self.identity = identity or default_identity()
@@ -145,7 +147,7 @@ class PendingStore:
         at = _time(ann.get(PENDING_ANN_CLAIMED_AT, ""))
         if not holder or holder == self.identity or holder in self.dead:
             return None  # unclaimed (an unusable old certificate), ours, or a dead pass's
-        if at is None or self.clock() - at >= CLAIM_TTL:
+        if at is None or self.clock() - at >= self.ttl:
             return None  # a pass that died: no order takes this long
         return (
             f"another rotator pass ({holder}) is ordering this certificate since {rfc3339(at)} "
@@ -281,7 +283,7 @@ class PendingStore:
             at = _time(_annotations(obj).get(PENDING_ANN_CLAIMED_AT, ""))
             if _annotations(obj).get(PENDING_ANN_CLAIMED_BY, "") in self.dead:
                 return "a claim of a pass that died holding the Lease"
-            return "a claim older than the claim TTL" if at is None or now - at >= CLAIM_TTL else None
+            return "a claim older than the claim TTL" if at is None or now - at >= self.ttl else None
         bundle = certs.parse_bundle(material.chain_pem)
         if not bundle.certs:
             return "holds no usable certificate"

@@ -90,6 +90,19 @@ def sans_for(copies: Sequence[Credential]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def longest_order(config: Config) -> timedelta:
+    """The longest one order may take under this config (ACME timeout plus DNS-01 propagation)."""
+    longest = timedelta(0)
+    for cfg in config.issuers.values():
+        timeout = getattr(cfg, "timeout", None)
+        total = parse_duration(timeout) if isinstance(timeout, str) else timedelta(0)
+        dns01 = getattr(cfg, "dns01", None)
+        if dns01 is not None and isinstance(getattr(dns01, "propagation_timeout", None), str):
+            total += parse_duration(dns01.propagation_timeout)
+        longest = max(longest, total)
+    return longest
+
+
 def required_coverage(references: tuple[Reference, ...], sans: tuple[str, ...]) -> tuple[Reference, ...]:
     """The references a candidate is validated against, with routed names the planned SANs
     cannot cover dropped (server hosts always stay)."""
@@ -154,7 +167,11 @@ class Renewer:
     ) -> None:
         self.may_write = may_write  # leader election: a replica that lost the Lease stops at once
         self.pending = PendingStore(
-            api, clock, identity or getattr(may_write, "identity", None), getattr(may_write, "took_over_from", ())
+            api,
+            clock,
+            identity or getattr(may_write, "identity", None),
+            getattr(may_write, "took_over_from", ()),
+            ttl=2 * longest_order(config),
         )
         self.api = api
         self.config = config
@@ -213,8 +230,14 @@ class Renewer:
         """Leftover pending Secrets (live private keys) in the namespaces of this pass."""
 
         def serial_of(ns: str, name: str) -> str | None:
-            chain, _ = _current(inv.secret(ns, name))
-            return format(chain[0].serial_number, "x") if chain else None
+            """The serial the Secret holds, if every copy of it (other gateway namespaces,
+            same name) holds it too: a pending certificate half written is still needed."""
+            copies = {c.spec.namespace for c in result.credentials if c.spec.name == name and c.spec.role == "server"}
+            serials = set()
+            for where in copies | {ns}:
+                chain, _ = _current(inv.secret(where, name))
+                serials.add(format(chain[0].serial_number, "x") if chain else None)
+            return serials.pop() if len(serials) == 1 else None
 
         namespaces = {
             c.spec.namespace for c in result.credentials if c.spec.kind == "Secret" and c.spec.role == "server"

@@ -277,3 +277,62 @@ def test_a_failed_backup_names_the_backup_not_the_secret(tmp_path: Path) -> None
         assert f"{NAME}-rotator-backup-" in out.message and f"backup of Secret {NS}/{NAME}" in out.message
         assert f"secrets '{NAME}' " not in out.message  # the Secret itself was never the failing object
         assert base64.b64decode((fake.get("v1", "Secret", NS, NAME) or {})["data"]["tls.crt"]) == before
+
+
+def test_a_claim_lasts_at_least_twice_the_longest_order_the_config_allows() -> None:
+    from datetime import timedelta
+
+    from rotator.config import parse_config
+    from rotator.renewal import longest_order
+
+    acme = {
+        "type": "acme",
+        "directory": "https://acme.test/dir",
+        "terms_agreed": True,
+        "solver": "http01",
+        "http01": {"listen": "0.0.0.0:8089"},
+    }
+    slow = parse_config({"issuers": {"le": {**acme, "timeout": "1h"}}})
+    assert longest_order(slow) == timedelta(hours=1)
+    fake_api: Any = object()
+    from rotator.pending import PendingStore
+
+    store = PendingStore(fake_api, now, "me", ttl=2 * longest_order(slow))
+    claim = {"metadata": {"annotations": {PENDING_ANN_CLAIMED_BY: "other/1", PENDING_ANN_CLAIMED_AT: _ago(90)}}}
+    assert store._held_elsewhere(claim) is not None  # 90 minutes into a 2-hour order: still theirs
+    quick = PendingStore(fake_api, now, "me")
+    assert quick._held_elsewhere(claim) is None  # the 15-minute floor for quick issuers
+
+
+def _ago(minutes: int) -> str:
+    from datetime import timedelta
+
+    return (now() - timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_pending_certificate_only_half_written_to_its_copies_is_kept(tmp_path: Path) -> None:
+    """Copies in two gateway namespaces: the first got the new certificate, the second's
+    write failed. The pending Secret is still the second's safety net."""
+    ca = CA()
+    with FakeCluster(rbac_manifests=kube.deploy_rbac(("ingress-b",))) as fake:
+        kube.seed_object(fake, f.ingress())
+        kube.seed_object(fake, f.ingress("ingress-b"))
+        kube.seed_object(fake, f.gateway("gw", [f.server([HOST], NAME)], namespace="edge"))
+        kube.seed_object(fake, ca.secret())
+        new_crt, new_key, _ = ca.leaf([HOST], days_left=60)
+        old_crt, old_key, _ = ca.leaf([HOST], days_left=3)
+        # the lead copy (first namespace in order) got it; the other's write failed
+        kube.seed_object(fake, f.secret(NAME, "ingress-b", data={"tls.crt": new_crt, "tls.key": new_key}))
+        kube.seed_object(fake, f.secret(NAME, NS, data={"tls.crt": old_crt, "tls.key": old_key}))
+        pending = pending_with(NAME, new_crt, new_key)
+        pending["metadata"]["namespace"] = "ingress-b"  # kept beside the lead copy
+        kube.seed_object(fake, pending)
+        kc = fake.kubeconfig(tmp_path / "kc")
+        renewer, issuer, config = renewer_for(
+            fake, kc, ca, rules=[{"issuer": "internal", "gateway_namespaces": ["edge"]}]
+        )
+        result, inv = plan_from_cluster(kc, config, now())
+        assert renewer.sweep(result, inv) == []  # not swept ...
+        (outcome,) = renewer.run(result, inv)
+        assert outcome.status == "renewed" and issuer.calls == []  # ... and written to the lagging copy, no new order
+        assert secret_data(fake, ns=NS)["tls.crt"] == new_crt
