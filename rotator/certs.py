@@ -87,8 +87,9 @@ def parse_private_key(data: bytes) -> tuple[types.PrivateKeyTypes | None, str]:
         return None, "private key is encrypted; Istio needs an unencrypted key"
     except (ValueError, UnsupportedAlgorithm) as exc:
         kinds = sorted({m.decode() for m in _PEM_ANY.findall(data)})
-        found = f" (found {', '.join(kinds)})" if kinds else ""
-        return None, f"private key does not parse{found}: {_short(exc)}"
+        if not kinds:
+            return None, "not PEM: no '-----BEGIN … PRIVATE KEY-----' block" if data.strip() else "empty"
+        return None, f"private key does not parse (found {', '.join(kinds)}): {_short(exc)}"
 
 
 def undecodable(cert: x509.Certificate) -> str | None:
@@ -125,7 +126,11 @@ def _described(exc: Exception) -> str:
 
 
 def _short(exc: Exception) -> str:
+    """The library's message in the user's terms: a parser's internals (``ParseError {
+    kind: ShortData …}``, an FAQ link) say only that the content is not valid DER."""
     text = str(exc).split("\n")[0]
+    if "ParseError" in text or "Unable to load PEM file" in text or "ASN.1" in text:
+        return "the block's content is not a valid DER structure (truncated, corrupt, or not this kind of object)"
     return text[:160]
 
 

@@ -58,7 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="PATH",
-        help="manifest file or folder (recursive); '-' for stdin; repeatable",
+        help="manifest file or folder (recursive; dot-folders and Helm templates/ are skipped); '-' for stdin; "
+        "repeatable",
+    )
+    check.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="with -f on a folder: skip paths matching this glob (e.g. 'tests/*', '*.kustomize.yaml'); repeatable",
     )
     check.add_argument(
         "-o",
@@ -307,6 +315,8 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
     logs.new_run_id()
     log = logs.get_logger()
 
+    if args.pushgateway and (args.dry_run or args.at):
+        return _error("--pushgateway pushes the metrics of a real pass; a dry run or --at would push a simulation")
     if not args.dry_run:
         if args.filename:
             return _error("renewing writes Secrets back to a cluster; with -f (manifests) use --dry-run")
@@ -457,12 +467,17 @@ def _from_files(args: argparse.Namespace, config: Any, stdin: TextIO) -> tuple[A
     from rotator.model import Finding, ObjectRef
 
     try:
-        loaded = load(args.filename, stdin=stdin, progress=_progress(args.filename))
+        loaded = load(args.filename, stdin=stdin, progress=_progress(args.filename), exclude=args.exclude)
     except InputError as exc:
         return _error(str(exc))
-    if not loaded.objects and not loaded.errors:
-        # An empty pipe (kubectl failed upstream) or an empty folder must not read as OK.
-        return _error(f"no Kubernetes objects in the input ({', '.join(args.filename)}): nothing was checked")
+    if not loaded.objects:
+        # An empty pipe (kubectl failed upstream), an empty folder, or nothing readable at
+        # all (broken YAML only, random bytes): "no usable input" is always 3, never a report.
+        why = "".join(f"\n  {e.source}: {e.message}" for e in loaded.errors[:5])
+        more = f"\n  … and {len(loaded.errors) - 5} more" if len(loaded.errors) > 5 else ""
+        return _error(
+            f"no Kubernetes objects could be read from {', '.join(args.filename)}: nothing was checked{why}{more}"
+        )
     namespace = args.namespace or config.discovery.default_namespace
     inventory, inv_findings = build_inventory(loaded.objects, default_namespace=namespace)
     input_findings = [

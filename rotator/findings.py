@@ -11,6 +11,7 @@ from rotator.model import Finding, ObjectRef, Severity
 CATALOGUE: dict[str, tuple[Severity, str]] = {
     # input
     "invalid-manifest": ("error", "A manifest could not be parsed or has the wrong shape"),
+    "duplicate-object": ("info", "The same object appears twice in the input; the first copy is used"),
     "no-gateways": ("warning", "The input has no Gateway at all; nothing was checked"),
     "no-workloads": ("info", "No workload objects in the input; Gateway namespaces assumed"),
     "access-denied": ("error", "The API server refused to let rotator read an object it needs"),

@@ -87,6 +87,16 @@ def _lookup(spec: CredentialSpec, inv: Inventory, obj: ObjectRef, found: list[Fi
         )
         return None
     if secret is not None:
+        for key in secret.invalid_base64:
+            found.append(
+                finding(
+                    "invalid-pem",
+                    f"{obj} key {key!r} is not valid base64, so nothing can be read from it (the API server "
+                    "refuses such a Secret: was the manifest edited by hand? put PEM under stringData, or "
+                    "base64-encode it)",
+                    obj,
+                )
+            )
         return secret.data
     if spec.role == "client-ca":
         found.append(

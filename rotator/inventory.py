@@ -70,6 +70,7 @@ def build_inventory(
     findings: list[Finding] = []
     unreadable: dict[tuple[str, str, str], tuple[str, str]] = {}
     seen_workload_objects = False
+    given: dict[tuple[str, str, str, str], str] = {}  # (group, kind, namespace, name) -> where
     for raw in objects:
         body = raw.body
         api_version = body.get("apiVersion")
@@ -97,6 +98,20 @@ def build_inventory(
             namespace = meta.get("namespace") or default_namespace
             if not isinstance(namespace, str):
                 raise Malformed("metadata.namespace: expected a string")
+            identity = (group, kind, namespace, meta["name"])
+            if identity in given:
+                # the same object twice (a file and its copy, two overlapping folders):
+                # counted once, or every finding about it would be doubled
+                findings.append(
+                    finding(
+                        "duplicate-object",
+                        f"{raw.source}: {kind} {namespace}/{meta['name']} was given already ({given[identity]}); "
+                        "this copy is ignored.",
+                        ObjectRef(kind, namespace, meta["name"]),
+                    )
+                )
+                continue
+            given[identity] = str(raw.source)
             bucket, obj = parser(body, meta, namespace, raw.source)
         except Exception as exc:  # Malformed, or a parser bug: is this object's finding, never the pass's end
             message = (
@@ -515,8 +530,19 @@ def _secret(body: dict[str, Any], meta: dict[str, Any], ns: str, source: Source)
         owners=tuple(owners),
         resource_version=_str(meta.get("resourceVersion"), "metadata.resourceVersion"),
         source=source,
+        invalid_base64=tuple(
+            sorted(str(k) for k, v in _map(body.get("data"), "data").items() if isinstance(v, str) and not _is_b64(v))
+        ),
     )
     return "secrets", (secret, problems)
+
+
+def _is_b64(value: str) -> bool:
+    try:
+        base64.b64decode("".join(value.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
 
 
 def _config_map(body: dict[str, Any], meta: dict[str, Any], ns: str, source: Source) -> Parsed:

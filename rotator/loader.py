@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO, overload
 
 import yaml
 
@@ -31,6 +32,29 @@ class _ManifestLoader(_BASE_LOADER):  # type: ignore[misc]
     is a valid string field there; a ``datetime`` here would make the object invalid.
     """
 
+
+def _construct_mapping(self: Any, node: Any, deep: bool = False) -> Any:
+    """Duplicate keys are an error, as in kubectl's strict decoding: a server with two
+    `tls:` keys would otherwise silently use the second."""
+    seen: dict[Any, int] = {}
+    for key_node, _value in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # `<<:` merges may override, by design
+        key = self.construct_object(key_node, deep=True)
+        try:
+            first = seen.get(key)
+        except TypeError:
+            continue  # an unhashable key: the base constructor reports it
+        if first is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first at line {first + 1})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(self, node, deep=deep)
+
+
+_ManifestLoader.construct_mapping = _construct_mapping
+_ManifestLoader.add_constructor("tag:yaml.org,2002:map", lambda loader, node: loader.construct_mapping(node, deep=True))
 
 _ManifestLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
@@ -54,8 +78,14 @@ class LoadResult:
     errors: list[LoadError] = field(default_factory=list)
 
 
-def expand_paths(paths: Iterable[str]) -> list[str]:
-    """Files as given, folders walked recursively for manifest suffixes, sorted for stable output."""
+def expand_paths(paths: Iterable[str], exclude: Iterable[str] = ()) -> list[str]:
+    """Files as given, folders walked recursively for manifest suffixes, sorted for stable
+    output. A walk skips dot-folders (``.git``, ``.venv``) and Helm chart ``templates/``
+    (Go templates, not manifests), and whatever ``exclude`` globs match (a path relative
+    to the folder, or any part of it); a file named explicitly is always read."""
+    import fnmatch
+
+    globs = tuple(exclude)
     out: list[str] = []
     for p in paths:
         if p == "-":
@@ -63,8 +93,17 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
             continue
         path = Path(p)
         if path.is_dir():
-            found = sorted(str(f) for f in path.rglob("*") if f.is_file() and f.suffix.lower() in MANIFEST_SUFFIXES)
-            out.extend(found)
+            found = []
+            for f in path.rglob("*"):
+                rel = f.relative_to(path)
+                parts = rel.parts[:-1]
+                if any(part.startswith(".") for part in parts) or _helm_templates(path, rel):
+                    continue
+                if any(fnmatch.fnmatch(str(rel), g) or any(fnmatch.fnmatch(x, g) for x in rel.parts) for g in globs):
+                    continue
+                if f.is_file() and f.suffix.lower() in MANIFEST_SUFFIXES:
+                    found.append(str(f))
+            out.extend(sorted(found))
         elif path.exists():
             out.append(p)
         else:
@@ -72,13 +111,23 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
     return out
 
 
+def _helm_templates(root: Path, rel: Path) -> bool:
+    """Inside a chart's templates/ (a Chart.yaml beside it): Go templates, not manifests."""
+    parts = rel.parts
+    for i, part in enumerate(parts[:-1]):
+        if part == "templates" and (root.joinpath(*parts[:i]) / "Chart.yaml").exists():
+            return True
+    return False
+
+
 def load(
     paths: Iterable[str],
     stdin: TextIO | None = None,
     progress: Callable[[str], None] | None = None,
+    exclude: Iterable[str] = (),
 ) -> LoadResult:
     result = LoadResult()
-    for p in expand_paths(paths):
+    for p in expand_paths(paths, exclude):
         if p == "-":
             if stdin is None:
                 raise InputError("-: standard input is not available")
@@ -126,15 +175,19 @@ def _yaml_documents(text: str, name: str, result: LoadResult) -> Iterator[tuple[
     PyYAML's stream loader stops at the first syntax error, so split the stream on
     document markers first and parse each piece alone.
     """
-    for index, chunk in enumerate(_split_documents(text)):
+    for index, (first_line, chunk) in enumerate(_split_documents(text, with_lines=True)):
         if not chunk.strip():
             continue
         try:
             doc = yaml.load(chunk, Loader=_ManifestLoader)  # a SafeLoader subclass: no arbitrary objects
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
-            where = f" (line {mark.line + 1}, column {mark.column + 1} of the document)" if mark else ""
+            # lines of the file, as an editor shows them (not of the document)
+            where = f" (line {first_line + mark.line + 1}, column {mark.column + 1})" if mark else ""
             problem = getattr(exc, "problem", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+            problem = re.sub(
+                r"\(first at line (\d+)\)", lambda m, off=first_line: f"(first at line {int(m[1]) + off})", problem
+            )
             result.errors.append(LoadError(Source(name, index), f"invalid YAML{where}: {problem}"))
             continue
         except Exception as exc:
@@ -209,19 +262,31 @@ def _distinct(doc: Any) -> list[Any]:
     return list(seen.values())
 
 
-def _split_documents(text: str) -> list[str]:
+@overload
+def _split_documents(text: str) -> list[str]: ...
+@overload
+def _split_documents(text: str, with_lines: Literal[True]) -> list[tuple[int, str]]: ...
+
+
+def _split_documents(text: str, with_lines: bool = False) -> list[str] | list[tuple[int, str]]:
+    """The documents of a stream; ``with_lines``: each with the 0-based file line its text
+    starts on (a document on the marker line starts there, else on the next)."""
     chunks: list[list[str]] = [[]]
-    for line in text.splitlines(keepends=True):
+    starts = [0]
+    for number, line in enumerate(text.splitlines(keepends=True)):
         if line.startswith("---") and (len(line) == 3 or line[3] in " \t\r\n"):
-            chunks.append([line[3:].lstrip(" \t")] if line[3:].strip() else [])
+            inline = line[3:].strip()
+            chunks.append([line[3:].lstrip(" \t")] if inline else [])
+            starts.append(number if inline else number + 1)
             continue
         chunks[-1].append(line)
     # A leading '---' creates a first chunk of nothing but blank lines, comments (a licence
     # header) or directives; it belongs to the next document, so drop it to keep indices
     # aligned with the documents of the stream.
     if len(chunks) > 1 and all(not ln.strip() or ln.lstrip().startswith(("#", "%")) for ln in chunks[0]):
-        chunks = chunks[1:]
-    return ["".join(c) for c in chunks]
+        chunks, starts = chunks[1:], starts[1:]
+    texts = ["".join(c) for c in chunks]
+    return list(zip(starts, texts, strict=True)) if with_lines else texts
 
 
 def _add_document(doc: Any, source: Source, result: LoadResult) -> None:

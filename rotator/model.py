@@ -47,7 +47,8 @@ class Source:
     document: int  # 0-based index of the YAML document in the file
 
     def __str__(self) -> str:
-        return f"{self.path}#{self.document}"
+        """``file.yaml#2``: the second document of the file, counted from 1 as people do."""
+        return f"{self.path}#{self.document + 1}"
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class Secret:
     owners: tuple[OwnerRef, ...] = ()
     resource_version: str = ""
     source: Source | None = None
+    invalid_base64: tuple[str, ...] = ()  # keys of `data` that are not base64 (left out of `data`)
 
     @property
     def ref(self) -> ObjectRef:

@@ -209,7 +209,15 @@ def write_table(result: CheckResult, out: TextIO, color: bool | None = None, wid
     width = table_width(out)
     # NO_COLOR (no-color.org) and --color never both mean no colour; --color always forces it.
     no_color = True if color is False or (color is None and os.environ.get("NO_COLOR")) else None
-    console = Console(file=out, force_terminal=color, no_color=no_color, width=width, soft_wrap=False)
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # `rotator check | head -2`: the reader left. rich exits 1 here; the CLI turns a
+            # broken pipe into its documented exit instead.
+            self.quiet = True
+            raise BrokenPipeError()
+
+    console = _Console(file=out, force_terminal=color, no_color=no_color, width=width, soft_wrap=False)
     now = result.evaluated_at
     if not result.credentials:
         console.print(f"rotator check — evaluated at {rfc3339(now)}: no credentials found.")

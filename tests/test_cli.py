@@ -260,8 +260,8 @@ def test_broken_input_is_named_and_the_rest_still_checked(tmp_path: Path) -> Non
     code, doc = run_json("-f", str(good), "-f", str(bad), "--at", "2026-06-01")
     assert code == 2
     msgs = [x["message"] for x in doc["findings"] if x["code"] == "invalid-manifest"]
-    assert any("bad.yaml#0" in m and "invalid YAML" in m for m in msgs), msgs
-    assert any("bad.yaml#1" in m and "Gateway istio-system/other" in m and "spec.servers" in m for m in msgs), msgs
+    assert any("bad.yaml#1" in m and "invalid YAML" in m for m in msgs), msgs
+    assert any("bad.yaml#2" in m and "Gateway istio-system/other" in m and "spec.servers" in m for m in msgs), msgs
     assert [c["state"] for c in doc["credentials"]] == ["ok"]
 
 

@@ -248,9 +248,11 @@ def test_cronjob_pass_pushes_its_metrics_to_a_pushgateway(tmp_path: Path) -> Non
     with localhttp.pushgateway(got) as gateway, FakeCluster(rbac_manifests=kube.deploy_rbac()) as fake:
         seed(fake, ca)
         kc = fake.kubeconfig(tmp_path / "kc")
-        args = ["check", "--dry-run", "-o", "json", "--kubeconfig", str(kc), "--log-level", "error"]
+        args = ["check", "-o", "json", "--kubeconfig", str(kc), "--log-level", "error"]
+        assert main([*args, "--dry-run", "--pushgateway", gateway], stdout=io.StringIO()) == 3  # a simulation
+        assert got == []  # never pushed under the real job's group
         code = main([*args, "--pushgateway", gateway], stdout=io.StringIO())
-    assert code == 1
+    assert code == 1  # due, and no issuer configured in this world
     ((method, path, body),) = got
     assert method == "PUT" and path == "/metrics/job/rotator/cluster/default"
     assert f'secret="{NAME}"' in body and "rotator_credential_state" in body

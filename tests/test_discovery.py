@@ -823,4 +823,4 @@ def test_credential_name_and_credential_names_together_are_flagged() -> None:
     specs, found = discover(f.inventory(f.ingress(), gw))
     assert [s.name for s in specs] == ["two"]
     (hit,) = [x for x in found if x.code == "invalid-manifest"]
-    assert "both credentialName and credentialNames" in hit.message and "test.yaml#1" in hit.message
+    assert "both credentialName and credentialNames" in hit.message and "test.yaml#2" in hit.message

@@ -167,7 +167,7 @@ def test_owns_only_what_it_signed() -> None:
     ("cert_pem", "key_pem", "why"),
     [
         (b"", b"", "no certificate"),
-        (None, b"not a key", "does not parse"),
+        (None, b"not a key", "not PEM"),
         ("leaf", None, "not a CA"),
     ],
 )

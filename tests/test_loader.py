@@ -62,7 +62,7 @@ def test_multi_document_yaml_keeps_order_and_document_index(tmp_path: Path) -> N
     result = load([str(p)])
     assert result.errors == []
     assert names(result) == ["s1", "gw", "cm"]
-    assert sources(result) == [f"{p}#0", f"{p}#1", f"{p}#2"]
+    assert sources(result) == [f"{p}#1", f"{p}#2", f"{p}#3"]
 
 
 def test_document_markers_and_empty_documents() -> None:
@@ -71,7 +71,7 @@ def test_document_markers_and_empty_documents() -> None:
     assert result.errors == []
     assert names(result) == ["a", "b"]
     # empty documents are skipped but still counted, like yaml.safe_load_all does
-    assert sources(result) == ["in.yaml#0", "in.yaml#3"]
+    assert sources(result) == ["in.yaml#1", "in.yaml#4"]
     assert len(list(yaml.safe_load_all(text))) == 5
 
 
@@ -79,14 +79,14 @@ def test_leading_comment_header_does_not_shift_document_indices() -> None:
     text = "# Copyright header\n# more header\n\n---\n" + dump(f.secret("a")) + "---\n" + dump(f.secret("b"))
     result = parse(text)
     assert names(result) == ["a", "b"]
-    assert sources(result) == ["in.yaml#0", "in.yaml#1"]
+    assert sources(result) == ["in.yaml#1", "in.yaml#2"]
 
 
 def test_content_on_the_document_marker_line() -> None:
     result = parse("--- {apiVersion: v1, kind: Secret, metadata: {name: a}}\n--- {kind: x}\n")
     assert result.errors == []
     assert [o.body.get("kind") for o in result.objects] == ["Secret", "x"]
-    assert sources(result) == ["in.yaml#0", "in.yaml#1"]
+    assert sources(result) == ["in.yaml#1", "in.yaml#2"]
 
 
 def test_crlf_line_endings() -> None:
@@ -101,20 +101,22 @@ def test_broken_document_in_the_middle_is_reported_and_neighbours_load(tmp_path:
     p = write(tmp_path / "mixed.yaml", dump(f.secret("before")) + "---\n" + broken + "---\n" + dump(f.secret("after")))
     result = load([str(p)])
     assert names(result) == ["before", "after"]
-    assert sources(result) == [f"{p}#0", f"{p}#2"]
+    assert sources(result) == [f"{p}#1", f"{p}#3"]
     assert len(result.errors) == 1
     err = result.errors[0]
     assert err.source == Source(str(p), 1)
-    assert str(err.source) == f"{p}#1"
+    assert str(err.source) == f"{p}#2"
     assert "invalid YAML" in err.message
-    assert "line 5" in err.message  # the flow sequence runs off the end of the document
+    # a line of the file (as an editor shows it): the flow sequence runs off the end of the document
+    first = dump(f.secret("before")).count("\n") + 2  # the broken document's first line
+    assert f"line {first + 4}," in err.message
 
 
 def test_broken_first_and_last_documents() -> None:
     text = "a: b: c\n---\n" + dump(f.secret("mid")) + "---\nkey: 'unterminated\n"
     result = parse(text)
     assert names(result) == ["mid"]
-    assert [str(e.source) for e in result.errors] == ["in.yaml#0", "in.yaml#2"]
+    assert [str(e.source) for e in result.errors] == ["in.yaml#1", "in.yaml#3"]
     assert "line 1" in result.errors[0].message
 
 
@@ -122,8 +124,9 @@ def test_tab_indentation_error_names_line() -> None:
     result = parse(dump(f.secret("ok")) + "---\nmetadata:\n\tname: x\n")
     assert names(result) == ["ok"]
     assert len(result.errors) == 1
-    assert str(result.errors[0].source) == "in.yaml#1"
-    assert "line 2" in result.errors[0].message
+    assert str(result.errors[0].source) == "in.yaml#2"
+    tab_line = dump(f.secret("ok")).count("\n") + 3  # the file's line, not the document's
+    assert f"line {tab_line}," in result.errors[0].message
 
 
 @pytest.mark.parametrize(
@@ -142,7 +145,7 @@ def test_pathological_documents_are_errors_not_exceptions(text: str) -> None:
     result = parse(dump(f.secret("ok")) + "---\n" + text)
     assert names(result) == ["ok"]
     assert len(result.errors) == 1
-    assert str(result.errors[0].source) == "in.yaml#1"
+    assert str(result.errors[0].source) == "in.yaml#2"
     assert result.errors[0].message.startswith("invalid YAML")
 
 
@@ -154,7 +157,7 @@ def test_non_mapping_document(text: str, what: str) -> None:
     result = parse(dump(f.secret("ok")) + "---\n" + text)
     assert names(result) == ["ok"]
     assert len(result.errors) == 1
-    assert str(result.errors[0].source) == "in.yaml#1"
+    assert str(result.errors[0].source) == "in.yaml#2"
     assert "expected a Kubernetes object" in result.errors[0].message
     assert what in result.errors[0].message
 
@@ -180,7 +183,7 @@ def test_kind_list_items_are_objects_with_the_list_source() -> None:
     result = parse(dump(f.secret("first"), doc))
     assert result.errors == []
     assert names(result) == ["first", "s1", "gw"]
-    assert sources(result) == ["in.yaml#0", "in.yaml#1", "in.yaml#1"]
+    assert sources(result) == ["in.yaml#1", "in.yaml#2", "in.yaml#2"]
 
 
 def test_typed_list_items() -> None:
@@ -197,7 +200,7 @@ def test_non_mapping_list_item_is_reported_and_others_kept() -> None:
     result = parse(dump(doc))
     assert names(result) == ["a", "b"]
     assert len(result.errors) == 1
-    assert str(result.errors[0].source) == "in.yaml#0"
+    assert str(result.errors[0].source) == "in.yaml#1"
     assert "List item 1" in result.errors[0].message
     assert "a string" in result.errors[0].message
 
@@ -210,7 +213,7 @@ def test_json_object_file(tmp_path: Path) -> None:
     result = load([str(p)])
     assert result.errors == []
     assert names(result) == ["js"]
-    assert sources(result) == [f"{p}#0"]
+    assert sources(result) == [f"{p}#1"]
 
 
 def test_json_list_file(tmp_path: Path) -> None:
@@ -233,7 +236,7 @@ def test_broken_json_is_reported(tmp_path: Path) -> None:
     p = write(tmp_path / "broken.json", '{"apiVersion": "v1", "kind": ')
     result = load([str(p)])
     assert result.objects == []
-    assert [str(e.source) for e in result.errors] == [f"{p}#0"]
+    assert [str(e.source) for e in result.errors] == [f"{p}#1"]
 
 
 # --- stdin, files and folders ----------------------------------------------------------
@@ -242,7 +245,7 @@ def test_broken_json_is_reported(tmp_path: Path) -> None:
 def test_stdin() -> None:
     result = load(["-"], stdin=io.StringIO(dump(f.secret("a"), f.secret("b"))))
     assert names(result) == ["a", "b"]
-    assert sources(result) == ["<stdin>#0", "<stdin>#1"]
+    assert sources(result) == ["<stdin>#1", "<stdin>#2"]
 
 
 def test_stdin_json() -> None:
@@ -264,7 +267,7 @@ def test_repeated_paths_keep_command_line_order(tmp_path: Path, monkeypatch: pyt
     result = load(["b.yaml", "a.yaml", "dir"], stdin=io.StringIO(""), progress=seen.append)
     assert names(result) == ["from-b", "from-a", "from-c"]
     # relative paths are reported relative, as the user typed them
-    assert sources(result) == ["b.yaml#0", "a.yaml#0", "dir/c.yml#0"]
+    assert sources(result) == ["b.yaml#1", "a.yaml#1", "dir/c.yml#1"]
     assert seen == ["b.yaml", "a.yaml", "dir/c.yml"]
 
 
@@ -347,8 +350,8 @@ def test_unknown_kinds_and_api_versions_are_ignored_silently() -> None:
 def test_object_without_api_version_or_kind_is_reported() -> None:
     inv, findings = build({"metadata": {"name": "x"}}, {"apiVersion": 1, "kind": "Secret"}, f.secret("kept"))
     assert [x.code for x in findings] == ["invalid-manifest", "invalid-manifest"]
-    assert "test.yaml#0" in findings[0].message
-    assert "test.yaml#1" in findings[1].message
+    assert "test.yaml#1" in findings[0].message
+    assert "test.yaml#2" in findings[1].message
     assert [s.name for s in inv.secrets] == ["kept"]
 
 
@@ -392,12 +395,12 @@ def test_malformed_objects_are_findings_naming_source_object_and_field(tmp_path:
     assert all(x.code == "invalid-manifest" and x.severity == "error" for x in findings)
     messages = [x.message for x in findings]
     assert len(messages) == 4
-    assert messages[0].startswith(f"{p}#1: Gateway istio-system/servers-not-list: spec.servers:")
+    assert messages[0].startswith(f"{p}#2: Gateway istio-system/servers-not-list: spec.servers:")
     assert "expected a list" in messages[0]
-    assert messages[1].startswith(f"{p}#3: Gateway istio-system/bad-port: spec.servers[0].port.number:")
+    assert messages[1].startswith(f"{p}#4: Gateway istio-system/bad-port: spec.servers[0].port.number:")
     assert "'443'" in messages[1]
-    assert messages[2].startswith(f"{p}#4: Secret (unnamed): metadata.name:")
-    assert messages[3].startswith(f"{p}#5: Gateway istio-system/selector-not-map: spec.selector:")
+    assert messages[2].startswith(f"{p}#5: Secret (unnamed): metadata.name:")
+    assert messages[3].startswith(f"{p}#6: Gateway istio-system/selector-not-map: spec.selector:")
     assert findings[0].object is not None and findings[0].object.name == "servers-not-list"
     assert findings[0].object.kind == "Gateway" and findings[0].object.namespace == "istio-system"
     # everything else is still there
@@ -412,7 +415,7 @@ def test_invalid_base64_drops_only_that_key() -> None:
     inv, findings = build(f.secret("other"), s)
     assert [x.code for x in findings] == ["invalid-manifest"]
     msg = findings[0].message
-    assert msg.startswith("test.yaml#1: Secret istio-system/app-tls: data.tls.key")
+    assert msg.startswith("test.yaml#2: Secret istio-system/app-tls: data.tls.key")
     assert "base64" in msg
     secret = inv.secret("istio-system", "app-tls")
     assert secret is not None
@@ -478,7 +481,7 @@ def test_malformed_field_paths(obj: dict[str, Any], field: str) -> None:
     assert [x.code for x in findings] == ["invalid-manifest"], findings
     msg = findings[0].message
     name = obj["metadata"]["name"]
-    assert msg.startswith(f"test.yaml#1: {obj['kind']} ")
+    assert msg.startswith(f"test.yaml#2: {obj['kind']} ")
     assert f"/{name}: " in msg
     assert field in msg
     assert inv.secret("istio-system", "bystander") is not None
@@ -912,3 +915,20 @@ def test_a_large_document_without_aliases_is_not_mistaken_for_amplification() ->
     result = LoadResult()
     parse_text(text, "big.yaml", result)
     assert result.errors == [] and len(result.objects) == 20_000
+
+
+def test_duplicate_keys_are_refused_with_the_file_lines() -> None:
+    """kubectl's strict decoding: a server with two `tls:` keys is an error, not the second one."""
+    text = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n"
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g, namespace: x}\nspec:\n"
+        "  servers:\n  - port: {number: 443, name: h, protocol: HTTPS}\n    hosts: [a.example.com]\n"
+        "    tls: {mode: SIMPLE, credentialName: a}\n    tls: {mode: SIMPLE, credentialName: b}\n"
+    )
+    result = parse(text)
+    assert names(result) == ["a"]
+    (err,) = result.errors
+    assert str(err.source) == "in.yaml#2"
+    assert "duplicate key 'tls' (first at line 12)" in err.message and "line 13," in err.message
+    merged = parse("base: &b {x: 1}\nother:\n  <<: *b\n  x: 2\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: m}\n")
+    assert merged.errors == [] and merged.objects[0].body["other"] == {"x": 2}  # a merge may override

@@ -291,7 +291,8 @@ class FakeClock:
     """Time that moves only when the code under test sleeps."""
 
     def __init__(self) -> None:
-        self.t = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
+        # from the real now: the fake API server's Date header (the server's clock) is real
+        self.t = datetime.now(UTC)
         self.slept: list[float] = []
 
     def __call__(self) -> datetime:
