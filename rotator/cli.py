@@ -79,13 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--at", metavar="WHEN", help="evaluate as of another time: ISO date/time or relative (+30d, -12h)"
     )
-    check.add_argument(
-        "-n",
-        "--namespace",
-        metavar="NS",
-        default=None,
-        help="namespace for manifests without metadata.namespace (default: config, else 'default')",
-    )
+    _selection(check)
     check.add_argument(
         "-q",
         "--quiet",
@@ -105,6 +99,35 @@ def build_parser() -> argparse.ArgumentParser:
         "not to Job failures that would retry the pass)",
     )
     _cluster(check)
+
+    status = sub.add_parser(
+        "status",
+        help="everything about one Secret: references, certificate, findings, plan, last renewal, backups",
+        description="Everything rotator knows about one Secret (like cmctl status certificate); reads only.",
+    )
+    _common(status, top=False)
+    status.add_argument("secret", metavar="NAMESPACE/NAME")
+    status.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    _cluster(status)
+
+    renew = sub.add_parser(
+        "renew",
+        help="renew one Secret now, due or not (like cmctl renew, certbot --force-renewal)",
+        description="Renew one Secret now, whether due or not, through the same pass as rotator check: the "
+        "same safety rules, the Lease, a backup first. A paused, unreadable or not-owned Secret is not renewed.",
+    )
+    _common(renew, top=False)
+    renew.add_argument("secret", metavar="NAMESPACE/NAME")
+    renew.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    _cluster(renew)
+
+    completion = sub.add_parser(
+        "completion",
+        help="print a shell completion script: bash, zsh or fish",
+        description="Print a completion script. bash: source <(rotator completion bash); zsh: source "
+        "<(rotator completion zsh); fish: rotator completion fish | source.",
+    )
+    completion.add_argument("shell", choices=("bash", "zsh", "fish"))
 
     daemon = sub.add_parser(
         "daemon",
@@ -147,6 +170,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _cluster(rollback)
     return parser
+
+
+def _selection(parser: argparse.ArgumentParser) -> None:
+    """kubectl's -n / -A / -l, on credentials."""
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        metavar="NS",
+        default=None,
+        help="only credentials (Secrets) in this namespace; Gateways are read everywhere. With -f, also the "
+        "namespace of manifests without metadata.namespace",
+    )
+    parser.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="every namespace (the default; for kubectl's habit)"
+    )
+    parser.add_argument(
+        "-l", "--selector", metavar="SELECTOR", default=None, help="only Secrets with these labels: a=b,c!=d,e,!f"
+    )
+
+
+def _selection_of(args: argparse.Namespace) -> Any:
+    """The Selection the flags ask for, or an exit code after a clear message."""
+    from rotator.selection import Selection, parse_selector
+
+    if args.all_namespaces and args.namespace:
+        return _error("-n and -A: give one (-A is every namespace)")
+    try:
+        selector = parse_selector(args.selector) if args.selector else ()
+    except ValueError as exc:
+        return _error(f"-l: {exc}")
+    return Selection(namespace=None if args.all_namespaces else args.namespace, selector=selector)
 
 
 def _cluster(parser: argparse.ArgumentParser, top: bool = False) -> None:
@@ -226,6 +280,13 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
             return _rollback(args, out)
         if args.command == "daemon":
             return _daemon(args)
+        if args.command in ("status", "renew"):
+            return _one(args, out)
+        if args.command == "completion":
+            from rotator.completion import script
+
+            out.write(script(build_parser(), args.shell))
+            return 0
     except BrokenPipeError:
         # `rotator check -o json | head`: the reader left; that is not a failure of ours.
         _silence_stdout()
@@ -349,53 +410,27 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
         # Offline: who issued each certificate is still known where it needs no cluster
         # (an ACME issuer's accept_issuers, a CA from files); no CA is contacted.
         offline = build_issuers(config, None, utcnow)
-        result = plan_with_facts(got[0], config, now, got[1], offline, None, ari=False)
+        selection = _selection_of(args)
+        if isinstance(selection, int):
+            return selection
+        from rotator.selection import narrow
+
+        result = narrow(plan_with_facts(got[0], config, now, got[1], offline, None, ari=False), got[0], selection)
     else:
         api = _api(args)
         if isinstance(api, int):
             return api
         from rotator.cluster.api import ApiError
-        from rotator.runner import live_pass
 
         if not args.dry_run:
             from rotator.issuers.factory import build_issuers
 
             issuers = dict(build_issuers(config, api, utcnow))  # kept: their counters feed --pushgateway
+        selection = _selection_of(args)
+        if isinstance(selection, int):
+            return selection
         try:
-            # the very pass the daemon runs (read, plan, renew, alert): the two cannot drift apart
-            if args.dry_run:
-                result, _ = live_pass(api, config, lambda: now, True)
-            elif not config.daemon.leader_election:
-                stop = threading.Event()
-                with _terminate_on_sigterm(stop):
-                    result, _ = live_pass(
-                        api, config, utcnow, False, lambda: not stop.is_set(), issuers=issuers or None
-                    )
-            else:  # the CronJob or an operator: never renew alongside the daemon
-                import os
-                import socket
-
-                from rotator.cluster.leader import one_pass_lease
-                from rotator.timeutil import parse_duration
-
-                lease = config.daemon.lease
-                identity = f"check/{os.environ.get('POD_NAME') or socket.gethostname()}/{os.getpid()}"
-                stop = threading.Event()
-                with (
-                    _terminate_on_sigterm(stop),
-                    one_pass_lease(
-                        api,
-                        lease.namespace,
-                        lease.name,
-                        identity,
-                        utcnow,
-                        lease_duration=parse_duration(lease.duration),
-                        renew_deadline=parse_duration(lease.renew_deadline),
-                        retry_period=parse_duration(lease.retry_period),
-                        stop=stop,
-                    ) as may_write,
-                ):
-                    result, _ = live_pass(api, config, utcnow, False, may_write, issuers=issuers or None)
+            result = _run_live(api, config, now, args.dry_run, issuers, selection)
         except ApiError as exc:
             return _error(f"cannot read the cluster: {exc}")
     if args.preflight and args.dry_run:
@@ -437,6 +472,124 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
 
         return 1 if any(o.status == "failed" for o in result.renewals) or unrenewed_expired(result) else 0
     return exit_code(result)
+
+
+def _one(args: argparse.Namespace, stdout: TextIO) -> int:
+    """rotator status / rotator renew NAMESPACE/NAME."""
+    from rotator import logs
+    from rotator.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        return _error(str(exc))
+    logs.configure(args.log_level or "warning", args.log_format or config.logging.format, color=_color(args))
+    logs.new_run_id()
+    namespace, slash, name = args.secret.partition("/")
+    if not slash or not namespace or not name or "/" in name:
+        return _error(f"{args.command}: expected NAMESPACE/NAME, got {args.secret!r}")
+    api = _api(args)
+    if isinstance(api, int):
+        return api
+    from rotator.certs import utcnow
+    from rotator.cluster.api import ApiError
+    from rotator.selection import Selection
+
+    selection = Selection(secret=(namespace, name))
+    try:
+        if args.command == "renew":
+            from rotator.issuers.factory import build_issuers
+
+            issuers = dict(build_issuers(config, api, utcnow))
+            result = _run_live(api, config, utcnow(), False, issuers, selection, frozenset({f"{namespace}/{name}"}))
+        else:
+            result = _run_live(api, config, utcnow(), True, {}, selection)
+    except ApiError as exc:
+        return _error(f"cannot read the cluster: {exc}")
+    if not result.credentials:
+        return _error(
+            f"no Gateway references Secret {namespace}/{name} where Istio reads it (rotator status lists only "
+            "credentials a Gateway uses; check the name, or run rotator check)"
+        )
+    from rotator.report import exit_code, write_json, write_table
+
+    if args.command == "status":
+        from rotator.status import describe, document
+
+        if args.output == "json":
+            import json
+
+            stdout.write(json.dumps(document(result, api, namespace, name), indent=2) + "\n")
+        else:
+            stdout.write(describe(result, api, namespace, name))
+        return exit_code(result)
+    if args.output == "json":
+        write_json(result, stdout)
+    else:
+        write_table(result, stdout, color=_color(args))
+    done = [o for o in result.renewals if o.status == "renewed"]
+    if not done:
+        why = "; ".join(o.message for o in result.renewals) or "; ".join(
+            c.reason or f"nothing to renew (action {c.action})" for c in result.credentials if c.spec.role == "server"
+        )
+        sys.stderr.write(f"rotator: {namespace}/{name} was not renewed: {why}\n")
+        return 1
+    return 0
+
+
+def _run_live(
+    api: Any,
+    config: Any,
+    now: Any,
+    dry_run: bool,
+    issuers: dict[str, Any],
+    selection: Any,
+    forced: frozenset[str] = frozenset(),
+) -> Any:
+    """The very pass the daemon runs (read, plan, renew, alert), so the two cannot drift
+    apart; a writing pass takes the daemon's Lease and stops cleanly on SIGTERM."""
+    from rotator.certs import utcnow
+    from rotator.runner import live_pass
+
+    if dry_run:
+        return live_pass(api, config, lambda: now, True, selection=selection, forced=forced)[0]
+    stop = threading.Event()
+    if not config.daemon.leader_election:
+        with _terminate_on_sigterm(stop):
+            return live_pass(
+                api,
+                config,
+                utcnow,
+                False,
+                lambda: not stop.is_set(),
+                issuers=issuers or None,
+                selection=selection,
+                forced=forced,
+            )[0]
+    import socket
+
+    from rotator.cluster.leader import one_pass_lease
+    from rotator.timeutil import parse_duration
+
+    lease = config.daemon.lease
+    identity = f"check/{os.environ.get('POD_NAME') or socket.gethostname()}/{os.getpid()}"
+    with (
+        _terminate_on_sigterm(stop),
+        one_pass_lease(
+            api,
+            lease.namespace,
+            lease.name,
+            identity,
+            utcnow,
+            lease_duration=parse_duration(lease.duration),
+            renew_deadline=parse_duration(lease.renew_deadline),
+            retry_period=parse_duration(lease.retry_period),
+            stop=stop,
+        ) as may_write,
+    ):
+        return live_pass(
+            api, config, utcnow, False, may_write, issuers=issuers or None, selection=selection, forced=forced
+        )[0]
 
 
 def _push(url: str, result: Any, config: Any, api: Any, issuers: dict[str, Any]) -> None:

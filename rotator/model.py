@@ -375,6 +375,7 @@ class PlanFacts:
     issuers: dict[str, IssuerCheck] = field(default_factory=dict)
     ari: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)  # the CA's suggested window
     backoff: dict[str, Backoff] = field(default_factory=dict)
+    forced: frozenset[str] = frozenset()  # renew now, due or not (`rotator renew`)
 
 
 NO_FACTS = PlanFacts()

@@ -130,8 +130,14 @@ def renewable_hosts(references: tuple[Reference, ...]) -> list[str]:
     return list(out)
 
 
+def renewal_forced(i: PolicyInput) -> str | None:
+    """An operator asked (``rotator renew``), as cmctl renew and certbot --force-renewal."""
+    return "requested with rotator renew" if i.key in i.facts.forced else None
+
+
 RENEWAL_TRIGGERS: tuple[tuple[str, Trigger], ...] = (
     ("unreadable", secret_unreadable),
+    ("forced", renewal_forced),
     ("secret-missing", secret_does_not_exist),
     ("content-invalid", secret_content_invalid),
     ("expired", certificate_expired),
@@ -266,8 +272,8 @@ def issuer_changes(i: PolicyInput) -> Blocked | None:
 
 def backing_off(i: PolicyInput) -> Blocked | None:
     entry = i.facts.backoff.get(i.key)
-    if entry is None or i.now >= entry.next_attempt:
-        return None
+    if entry is None or i.now >= entry.next_attempt or i.key in i.facts.forced:
+        return None  # an operator's explicit renew does not wait out the back-off
     msg = (
         f"waiting after {entry.failures} failed attempt(s) until {rfc3339(entry.next_attempt)}; "
         f"last error: {entry.last_error}"

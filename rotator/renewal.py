@@ -284,7 +284,12 @@ class Renewer:
         references = required_coverage(tuple(dict.fromkeys(r for c in copies for r in c.trusted_references())), sans)
 
         pending = self.pending.usable(ns, name, sans, references, now)
-        if pending is None and next_attempt is not None and now < next_attempt:
+        if (
+            pending is None
+            and next_attempt is not None
+            and now < next_attempt
+            and not lead.reason.startswith("forced:")
+        ):
             msg = (
                 f"waiting after {entry.get('failures')} failed attempt(s) until {rfc3339(next_attempt)}; "
                 f"last error: {entry.get('last_error')}"

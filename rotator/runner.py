@@ -11,6 +11,7 @@ from typing import Any
 from rotator.cluster.api import KubeAPI
 from rotator.config import Config
 from rotator.model import CheckResult, Finding, Inventory
+from rotator.selection import Selection
 
 
 def state_store(api: KubeAPI, config: Config, field: str = "renewal.json") -> Any:
@@ -27,6 +28,7 @@ def plan_with_facts(
     issuers: Mapping[str, Any],
     state: Any,
     ari: bool = True,
+    forced: frozenset[str] = frozenset(),
 ) -> CheckResult:
     """Plan, ask the edges what the plan depends on, and plan again with the answers: the
     dry run and the real pass then decide alike (issuer change, ARI window, back-off)."""
@@ -34,7 +36,7 @@ def plan_with_facts(
     from rotator.pipeline import run_check
 
     first = run_check(inventory, config, now, tuple(findings))
-    facts = gather(first, inventory, issuers, state, ari=ari)
+    facts = replace(gather(first, inventory, issuers, state, ari=ari), forced=forced)
     return run_check(inventory, config, now, tuple(findings), facts)
 
 
@@ -173,21 +175,31 @@ def live_pass(
     dry_run: bool,
     may_write: Callable[[], bool] = lambda: True,
     issuers: dict[str, object] | None = None,
+    selection: Selection | None = None,
+    forced: frozenset[str] = frozenset(),
 ) -> tuple[CheckResult, Inventory]:
+    """``selection``: the credentials this pass is about (-n, -l, one Secret); ``forced``:
+    "namespace/name" of Secrets to renew now whether due or not (``rotator renew``)."""
     from rotator.cluster.reader import read_cluster
     from rotator.discovery import DiscoveryOptions
     from rotator.issuers.factory import build_issuers
+    from rotator.selection import ALL, narrow
 
+    selection = selection or ALL
     options = DiscoveryOptions(scope_gateway_to_namespace=config.discovery.scope_gateway_to_namespace)
     read = read_cluster(api, options)
     built = issuers if issuers is not None else build_issuers(config, api, clock)
-    result = plan_with_facts(read.inventory, config, clock(), read.findings, built, state_store(api, config))
+    result = plan_with_facts(
+        read.inventory, config, clock(), read.findings, built, state_store(api, config), forced=forced
+    )
+    result = narrow(result, read.inventory, selection)
     if not dry_run:
         result = renew(result, read.inventory, config, api, clock, may_write, built)
         if config.pagerduty is not None or config.webhooks:
             # A pass that may not write (another holder has the Lease) still pages what it
-            # sees: an expired Secret is an outage whoever should have renewed it.
-            counts = alert(result, config, api, clock, escalate_only=not may_write())
+            # sees: an expired Secret is an outage whoever should have renewed it. A
+            # narrowed pass (-n, -l) did not look at the rest: it never resolves either.
+            counts = alert(result, config, api, clock, escalate_only=not may_write() or selection.narrows)
             # zero counts too: every configured sink's series exists from its first pass
             result = replace(result, notifications=tuple((s, r, n) for (s, r), n in sorted(counts.items())))
     return result, read.inventory

@@ -573,3 +573,23 @@ def test_no_kubeconfig_anywhere_says_where_it_looked(tmp_path: Path) -> None:
         [sys.executable, "-m", "rotator", "check", "--dry-run"], cwd=ROOT, capture_output=True, text=True, env=env
     )
     assert p.returncode == 3 and "$KUBECONFIG is not set" in p.stderr and ".kube/config does not exist" in p.stderr
+
+
+def test_completion_scripts_offer_the_commands_and_their_options(tmp_path: Path) -> None:
+    out = io.StringIO()
+    assert main(["completion", "bash"], stdout=out) == 0
+    script = tmp_path / "rotator.bash"
+    script.write_text(out.getvalue())
+    probe = (
+        f"source {script}; "
+        'COMP_WORDS=(rotator st); COMP_CWORD=1; _rotator; echo "${COMPREPLY[@]}"; '
+        'COMP_WORDS=(rotator check --dry); COMP_CWORD=2; _rotator; echo "${COMPREPLY[@]}"; '
+        'COMP_WORDS=(rotator check -o w); COMP_CWORD=3; _rotator; echo "${COMPREPLY[@]}"'
+    )
+    p = subprocess.run(["bash", "-c", probe], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["status", "--dry-run", "wide"]
+    for shell in ("zsh", "fish"):
+        out = io.StringIO()
+        assert main(["completion", shell], stdout=out) == 0
+        assert "renew" in out.getvalue() and "rollback" in out.getvalue()
