@@ -121,6 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
     renew.add_argument("-o", "--output", choices=("table", "json"), default="table")
     _cluster(renew)
 
+    alert = sub.add_parser(
+        "alert",
+        help="alert test: send a test event to each configured sink (PagerDuty, webhooks) and resolve it",
+        description="rotator alert test: one trigger and its resolve to every configured sink, so a wrong "
+        "routing key, URL or signing secret shows before a real page is lost. Exit 0 when every sink "
+        "accepted both, 2 otherwise.",
+    )
+    _common(alert, top=False)
+    alert.add_argument("action", choices=("test",))
+    _cluster(alert)
+
     completion = sub.add_parser(
         "completion",
         help="print a shell completion script: bash, zsh or fish",
@@ -282,6 +293,8 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
             return _daemon(args)
         if args.command in ("status", "renew"):
             return _one(args, out)
+        if args.command == "alert":
+            return _alert_test(args, out)
         if args.command == "completion":
             from rotator.completion import script
 
@@ -440,6 +453,9 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
         from rotator.runner import issuer_health
 
         health = issuer_health(result, build_issuers(config, api, utcnow), lambda: now)
+        from rotator.runner import sink_health
+
+        health += sink_health(config, api, utcnow)
         if api is None:  # offline: a CA kept in a Secret cannot be read, which is no fault of the CA
             health = [
                 replace(h, severity="info", message=h.message + " (not checkable offline)")
@@ -472,6 +488,37 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
 
         return 1 if any(o.status == "failed" for o in result.renewals) or unrenewed_expired(result) else 0
     return exit_code(result)
+
+
+def _alert_test(args: argparse.Namespace, stdout: TextIO) -> int:
+    from rotator import logs
+    from rotator.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        return _error(str(exc))
+    logs.configure(args.log_level or "warning", args.log_format or config.logging.format, color=_color(args))
+    if config.pagerduty is None and not config.webhooks:
+        return _error("no alert sink is configured (pagerduty: or webhooks: in the config)")
+    api = None
+    needs_api = any(
+        ref is not None and ref.secret
+        for ref in [config.pagerduty.routing_key if config.pagerduty else None]
+        + [h.secret for h in config.webhooks]
+        + [h.authorization for h in config.webhooks]
+    )
+    if needs_api:
+        api = _api(args)
+        if isinstance(api, int):
+            return api
+    from rotator.certs import utcnow
+    from rotator.runner import test_alerts
+
+    results = test_alerts(config, api, utcnow)
+    for name, outcome in results:
+        stdout.write(f"{name}: {outcome}\n")
+    return 0 if results and all(o == "ok" for _n, o in results) else 2
 
 
 def _one(args: argparse.Namespace, stdout: TextIO) -> int:

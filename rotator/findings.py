@@ -52,6 +52,7 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
     "issuer-change": ("warning", "The current certificate comes from another CA; not moved without consent"),
     "issuer-ca-expiring": ("warning", "The CA of a CA issuer expires soon (critical once expired)"),
     "not-served": ("error", "After a rotation, the gateway kept serving another certificate"),
+    "sink-unavailable": ("error", "An alert sink cannot be used: its routing key or secret cannot be read"),
     "internal-error": ("error", "rotator failed on one object (a bug); the others were processed"),
     "issuer-unavailable": ("error", "An issuer cannot be used (missing or invalid CA, unreachable ACME server)"),
     # the seed's checklist

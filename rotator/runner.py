@@ -214,12 +214,54 @@ def alert(
 ) -> dict[tuple[str, str], int]:
     """PagerDuty and webhooks, after renewals: an outage of either never fails or delays a
     rotation, and one sink's trouble never stops the other. Returns (sink, result) counts."""
+    sinks, totals = build_sinks(config, api, clock)
+    if config.verify.enabled and sinks:
+        open_alerts: dict[str, Any] = {}
+        for _name, sink in sinks:
+            open_alerts.update(sink.state.all())
+        result = replace(result, findings=result.findings + tuple(still_not_served(result, open_alerts, config)))
+    for name, sink in sinks:
+        for outcome, count in sink.notify(result, escalate_only).items():
+            totals[(name, outcome)] = totals.get((name, outcome), 0) + count
+    return totals
+
+
+# why each sink was unavailable when last built (for --preflight and alert test); the
+# messages name the source (env, file, Secret), never a value
+UNAVAILABLE: dict[str, str] = {}
+
+
+def sink_health(config: Config, api: KubeAPI | None, clock: Callable[[], datetime]) -> list[Finding]:
+    """--preflight: every alert sink's secrets readable (an unset routing key is found
+    before a real page is lost)."""
+    from rotator.findings import finding
+    from rotator.model import ObjectRef
+
+    UNAVAILABLE.clear()
+    _sinks, totals = build_sinks(config, api, clock)
+    return [
+        finding(
+            "sink-unavailable",
+            f"alert sink {name}: {UNAVAILABLE.get(name, 'cannot be used')}; no alert would reach it",
+            ObjectRef("AlertSink", "", name),
+        )
+        for (name, _r) in sorted(totals)
+    ]
+
+
+def build_sinks(
+    config: Config, api: KubeAPI | None, clock: Callable[[], datetime]
+) -> tuple[list[tuple[str, Any]], dict[tuple[str, str], int]]:
+    """The configured alert sinks, each with its secrets read; a sink whose secret cannot
+    be read is counted ``unavailable`` (and logged), never an exception."""
     from rotator.issuers.factory import read_value
     from rotator.logs import get_logger
     from rotator.notify import AlertNotifier
-    from rotator.state import ConfigMapState
+    from rotator.state import ConfigMapState, MemoryState
 
-    def state(field: str) -> ConfigMapState:
+    def state(field: str) -> Any:
+        if api is None:
+            return MemoryState()
         return ConfigMapState(api, config.renewal.state_namespace, config.renewal.state_configmap, field)
 
     log = get_logger("rotator.alerting")
@@ -236,6 +278,7 @@ def alert(
         except Exception as exc:
             log.error("PagerDuty routing key unavailable", error=str(exc))
             totals[("pagerduty", "unavailable")] = 1
+            UNAVAILABLE["pagerduty"] = f"its routing key cannot be read: {exc}"
     for hook in config.webhooks:
         from rotator.webhook import WebhookNotifier
 
@@ -247,17 +290,47 @@ def alert(
         except Exception as exc:  # an unreadable secret, a missing ca_bundle: this sink only
             log.error("webhook unavailable", webhook=hook.name, error=f"{type(exc).__name__}: {exc}")
             totals[(f"webhook/{hook.name}", "unavailable")] = 1
+            UNAVAILABLE[f"webhook/{hook.name}"] = f"{type(exc).__name__}: {exc}"
             continue
         sinks.append((f"webhook/{hook.name}", notifier))
-    if config.verify.enabled and sinks:
-        open_alerts: dict[str, Any] = {}
-        for _name, sink in sinks:
-            open_alerts.update(sink.state.all())
-        result = replace(result, findings=result.findings + tuple(still_not_served(result, open_alerts, config)))
+    return sinks, totals
+
+
+def test_alerts(config: Config, api: KubeAPI | None, clock: Callable[[], datetime]) -> list[tuple[str, str]]:
+    """``rotator alert test``: one trigger and its resolve to every sink, so a routing key,
+    a URL or a signing secret that is wrong shows before a real page is lost. Returns
+    (sink, "ok" | why not) per sink."""
+    from rotator.alerting import Action, Alert
+
+    UNAVAILABLE.clear()
+    sinks, totals = build_sinks(config, api, clock)
+    out = [(name, f"unavailable: {UNAVAILABLE.get(name, 'its secret cannot be read')}") for (name, _r) in totals]
+    key = f"rotator/{config.cluster_name}/alert-test"
+    alert = Alert(
+        key,
+        "info",
+        f"[{config.cluster_name}] rotator alert test: this sink receives rotator's alerts (resolved at once)",
+        config.cluster_name,
+        "rotator",
+        "",
+        "rotator-test",
+        {"test": True},
+    )
     for name, sink in sinks:
-        for outcome, count in sink.notify(result, escalate_only).items():
-            totals[(name, outcome)] = totals.get((name, outcome), 0) + count
-    return totals
+        if not sink.ready():
+            out.append((name, "not ready (see the log)"))
+            continue
+        sink.deadline = None
+        # PagerDuty: info, so the test never pages urgently; webhooks document critical|error only
+        event = alert if name == "pagerduty" else replace(alert, severity="error")
+        try:
+            sent = sink.send(Action("trigger", key, event), {})
+            resolved = sent and sink.send(Action("resolve", key), {key: {"severity": "info", "class": "rotator-test"}})
+        except Exception as exc:
+            out.append((name, f"failed: {type(exc).__name__}: {exc}"))
+            continue
+        out.append((name, "ok" if sent and resolved else "failed: the sink refused the event (see the log)"))
+    return out
 
 
 def still_not_served(result: CheckResult, open_alerts: dict[str, Any], config: Config) -> list[Finding]:

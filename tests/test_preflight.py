@@ -204,3 +204,22 @@ def test_offline_preflight_says_a_secret_kept_ca_cannot_be_checked(tmp_path: Pat
 def test_preflight_without_dry_run_is_refused(capsys: Any) -> None:
     assert main(["check", "--preflight"]) == 3
     assert "--preflight goes with --dry-run" in capsys.readouterr().err
+
+
+def test_preflight_finds_an_alert_sink_whose_secret_is_not_there(tmp_path: Path, monkeypatch: Any) -> None:
+    import io
+    import json
+
+    import yaml
+
+    from rotator.cli import main
+
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.delenv("PD_ROUTING_KEY", raising=False)
+    cfg = tmp_path / "rotator.yaml"
+    cfg.write_text(yaml.safe_dump({"pagerduty": {"routing_key": {"env": "PD_ROUTING_KEY"}}}))
+    out = io.StringIO()
+    argv = ["check", "--dry-run", "--preflight", "-f", str(root / "examples"), "--config", str(cfg), "-o", "json"]
+    main([*argv, "--log-level", "error"], stdout=out)
+    (hit,) = [x for x in json.loads(out.getvalue())["findings"] if x["code"] == "sink-unavailable"]
+    assert "alert sink pagerduty" in hit["message"] and "PD_ROUTING_KEY" in hit["message"]

@@ -330,3 +330,37 @@ def test_a_state_that_cannot_be_written_counts_as_failed_and_does_not_resend_sil
     with WebhookDouble(SECRET, TOKEN) as double:
         counts = hook(double, Unwritable()).notify(expired_result())
     assert counts["failed"] >= 1  # delivered but not recorded: shows as a failure, so the metric fires
+
+
+def test_alert_test_reaches_every_sink_and_resolves_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rotator alert test`: a wrong key or URL shows before a real page is lost."""
+    import io
+
+    from rotator.cli import main
+    from tests.pdserver import PagerDutyDouble
+
+    key = "R0TAT0RTESTR0UT1NGKEY00000000077"
+    with PagerDutyDouble() as pd, WebhookDouble(secret=b"s3cret") as chat:
+        hmac_file = tmp_path / "hmac"
+        hmac_file.write_bytes(b"s3cret")
+        cfg = tmp_path / "rotator.yaml"
+        hooks = [{"name": "chat", "url": chat.url, "secret": {"file": str(hmac_file)}, "allow_http": True}]
+        cfg.write_text(
+            yaml.safe_dump(
+                {
+                    "cluster_name": "prod",
+                    "pagerduty": {"routing_key": {"env": "PD_KEY"}, "url": pd.url},
+                    "webhooks": hooks,
+                }
+            )
+        )
+        monkeypatch.setenv("PD_KEY", key)
+        out = io.StringIO()
+        assert main(["alert", "test", "--config", str(cfg)], stdout=out) == 0, out.getvalue()
+        assert out.getvalue().splitlines() == ["pagerduty: ok", "webhook/chat: ok"]
+        assert [e["event_action"] for e in pd.events] == ["trigger", "resolve"] and pd.open == {}
+        assert len(chat.resolved) == 1 and chat.open == {}
+        monkeypatch.delenv("PD_KEY")  # the routing key is gone: said, exit 2
+        out = io.StringIO()
+        assert main(["alert", "test", "--config", str(cfg)], stdout=out) == 2
+        assert "pagerduty: unavailable" in out.getvalue() and key not in out.getvalue()
