@@ -540,12 +540,43 @@ def parse_config(data: dict[str, Any], label: str = "config", origin: Mapping[st
             loc = _format_loc(err["loc"], data)
             msg = err["msg"]
             if err["type"] == "extra_forbidden":
-                msg = "unknown key"
+                msg = "unknown key" + _did_you_mean(str(err["loc"][-1]))
             elif msg.startswith("Value error, "):
                 msg = msg[len("Value error, ") :]
             env = next((v for k, v in (origin or {}).items() if loc == k or loc.startswith(k + ".")), None)
             lines.append(f"  {loc}: {msg}" + (f" (from {env})" if env else ""))
         raise ConfigError(f"{label}: invalid configuration:\n" + "\n".join(lines)) from None
+
+
+def _known_keys() -> set[str]:
+    """Every key of every config section (the vocabulary a typo is matched against)."""
+    seen: set[str] = set()
+    stack: list[Any] = [Config]
+    done: set[Any] = set()
+    while stack:
+        model = stack.pop()
+        if model in done:
+            continue
+        done.add(model)
+        for name, info in model.model_fields.items():
+            seen.add(name)
+            stack += _models_in(info.annotation)
+    return seen
+
+
+def _models_in(annotation: Any) -> list[Any]:
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def _did_you_mean(key: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, sorted(_known_keys()), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _format_loc(loc: tuple[int | str, ...], data: Any) -> str:

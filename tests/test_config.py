@@ -322,3 +322,14 @@ def test_a_malformed_issuers_section_is_a_config_error_with_state_namespace_set(
         path.write_text(f"renewal: {{state_namespace: certs}}\nissuers: {issuers}\n")
         with pytest.raises(ConfigError, match="issuers"):
             load_config(str(path), environ={})
+
+
+def test_an_unknown_key_gets_a_did_you_mean() -> None:
+    from rotator.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as err:
+        parse_config({"renewal": {"concurency": 4}, "rules": [{"issuer": "x", "hots": ["a"]}], "zzz": 1})
+    text = str(err.value)
+    assert "renewal.concurency: unknown key (did you mean 'concurrency'?)" in text
+    assert "rules[0].hots: unknown key (did you mean 'hosts'?)" in text
+    assert "zzz: unknown key\n" in text + "\n"  # nothing close: no guess
