@@ -428,7 +428,15 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
             return selection
         from rotator.selection import narrow
 
-        result = narrow(plan_with_facts(got[0], config, now, got[1], offline, None, ari=False), got[0], selection)
+        phases = Phases(enabled=False if args.quiet or args.log_format == "json" else None)
+        phases(
+            f"inspecting ({len(got[0].secrets)} Secrets, {len(got[0].istio_gateways) + len(got[0].kube_gateways)} Gateways)"
+        )
+        try:
+            planned = plan_with_facts(got[0], config, now, got[1], offline, None, ari=False)
+        finally:
+            phases.done()
+        result = narrow(planned, got[0], selection)
     else:
         api = _api(args)
         if isinstance(api, int):
@@ -442,10 +450,13 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
         selection = _selection_of(args)
         if isinstance(selection, int):
             return selection
+        phases = Phases(enabled=False if args.quiet or args.log_format == "json" else None)
         try:
-            result = _run_live(api, config, now, args.dry_run, issuers, selection)
+            result = _run_live(api, config, now, args.dry_run, issuers, selection, progress=phases)
         except ApiError as exc:
             return _error(f"cannot read the cluster: {exc}")
+        finally:
+            phases.done()
     if args.preflight and args.dry_run:
         from dataclasses import replace
 
@@ -592,14 +603,17 @@ def _run_live(
     issuers: dict[str, Any],
     selection: Any,
     forced: frozenset[str] = frozenset(),
+    progress: Any = None,
 ) -> Any:
     """The very pass the daemon runs (read, plan, renew, alert), so the two cannot drift
     apart; a writing pass takes the daemon's Lease and stops cleanly on SIGTERM."""
     from rotator.certs import utcnow
     from rotator.runner import live_pass
 
+    progress = progress or (lambda phase: None)
+
     if dry_run:
-        return live_pass(api, config, lambda: now, True, selection=selection, forced=forced)[0]
+        return live_pass(api, config, lambda: now, True, selection=selection, forced=forced, progress=progress)[0]
     stop = threading.Event()
     if not config.daemon.leader_election:
         with _terminate_on_sigterm(stop):
@@ -612,6 +626,7 @@ def _run_live(
                 issuers=issuers or None,
                 selection=selection,
                 forced=forced,
+                progress=progress,
             )[0]
     import socket
 
@@ -635,7 +650,15 @@ def _run_live(
         ) as may_write,
     ):
         return live_pass(
-            api, config, utcnow, False, may_write, issuers=issuers or None, selection=selection, forced=forced
+            api,
+            config,
+            utcnow,
+            False,
+            may_write,
+            issuers=issuers or None,
+            selection=selection,
+            forced=forced,
+            progress=progress,
         )[0]
 
 
@@ -825,6 +848,28 @@ def _rollback(args: argparse.Namespace, stdout: TextIO) -> int:
     except ApiError as exc:
         return _error(str(exc))
     return 2 if failed else 0
+
+
+class Phases:
+    """One stderr line naming the phase a long pass is in (a terminal only, never with -q
+    or machine logs); cleared before the report is printed."""
+
+    def __init__(self, stream: TextIO | None = None, enabled: bool | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.shown = False
+
+    def __call__(self, phase: str) -> None:
+        if self.enabled:
+            self.stream.write(f"\r\x1b[K{phase}…")
+            self.stream.flush()
+            self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = False
 
 
 def _progress(paths: list[str]):  # type: ignore[no-untyped-def]

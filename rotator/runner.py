@@ -177,6 +177,7 @@ def live_pass(
     issuers: dict[str, object] | None = None,
     selection: Selection | None = None,
     forced: frozenset[str] = frozenset(),
+    progress: Callable[[str], None] = lambda phase: None,
 ) -> tuple[CheckResult, Inventory]:
     """``selection``: the credentials this pass is about (-n, -l, one Secret); ``forced``:
     "namespace/name" of Secrets to renew now whether due or not (``rotator renew``)."""
@@ -187,18 +188,25 @@ def live_pass(
 
     selection = selection or ALL
     options = DiscoveryOptions(scope_gateway_to_namespace=config.discovery.scope_gateway_to_namespace)
+    progress("reading the cluster")
     read = read_cluster(api, options)
     built = issuers if issuers is not None else build_issuers(config, api, clock)
+    progress(
+        f"planning ({len(read.inventory.secrets)} Secrets, {len(read.inventory.istio_gateways)} + "
+        f"{len(read.inventory.kube_gateways)} Gateways)"
+    )
     result = plan_with_facts(
         read.inventory, config, clock(), read.findings, built, state_store(api, config), forced=forced
     )
     result = narrow(result, read.inventory, selection)
     if not dry_run:
+        progress(f"renewing {sum(1 for c in result.credentials if c.action == 'renew')} credential(s)")
         result = renew(result, read.inventory, config, api, clock, may_write, built)
         if config.pagerduty is not None or config.webhooks:
             # A pass that may not write (another holder has the Lease) still pages what it
             # sees: an expired Secret is an outage whoever should have renewed it. A
             # narrowed pass (-n, -l) did not look at the rest: it never resolves either.
+            progress("alerting")
             counts = alert(result, config, api, clock, escalate_only=not may_write() or selection.narrows)
             # zero counts too: every configured sink's series exists from its first pass
             result = replace(result, notifications=tuple((s, r, n) for (s, r), n in sorted(counts.items())))

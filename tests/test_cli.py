@@ -593,3 +593,34 @@ def test_completion_scripts_offer_the_commands_and_their_options(tmp_path: Path)
         out = io.StringIO()
         assert main(["completion", shell], stdout=out) == 0
         assert "renew" in out.getvalue() and "rollback" in out.getvalue()
+
+
+def test_a_long_pass_names_its_phase_on_a_terminal_and_clears_it(tmp_path: Path) -> None:
+    from rotator.cli import Phases
+    from rotator.runner import live_pass
+    from tests import kube
+    from tests.fakeapi import FakeCluster
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Tty()
+    phases = Phases(stream)
+    seen: list[str] = []
+
+    def record(phase: str) -> None:
+        seen.append(phase)
+        phases(phase)
+
+    with FakeCluster(rbac_manifests=kube.deploy_rbac()) as fake:
+        kube.seed_object(fake, f.ingress())
+        from rotator.config import parse_config
+
+        live_pass(kube.api(fake.kubeconfig(tmp_path / "kc")), parse_config({}), lambda: f.NOW, True, progress=record)
+    phases.done()
+    assert seen[0] == "reading the cluster" and seen[1].startswith("planning (")
+    assert stream.getvalue().endswith("\r\x1b[K")  # cleared before the report
+    quiet = Tty()
+    Phases(quiet, enabled=False)("reading the cluster")
+    assert quiet.getvalue() == "" and Phases(io.StringIO()).enabled is False  # no terminal: nothing
