@@ -429,9 +429,8 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
         from rotator.selection import narrow
 
         phases = Phases(enabled=False if args.quiet or args.log_format == "json" else None)
-        phases(
-            f"inspecting ({len(got[0].secrets)} Secrets, {len(got[0].istio_gateways) + len(got[0].kube_gateways)} Gateways)"
-        )
+        gateways = len(got[0].istio_gateways) + len(got[0].kube_gateways)
+        phases(f"inspecting ({len(got[0].secrets)} Secrets, {gateways} Gateways)")
         try:
             planned = plan_with_facts(got[0], config, now, got[1], offline, None, ari=False)
         finally:
