@@ -624,3 +624,88 @@ def test_a_long_pass_names_its_phase_on_a_terminal_and_clears_it(tmp_path: Path)
     quiet = Tty()
     Phases(quiet, enabled=False)("reading the cluster")
     assert quiet.getvalue() == "" and Phases(io.StringIO()).enabled is False  # no terminal: nothing
+
+
+def test_nothing_readable_is_exit_3_like_an_empty_folder(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.yaml"
+    junk.write_bytes(b"garbage: [\n")
+    rnd = tmp_path / "random.json"
+    rnd.write_bytes(bytes(range(256)))
+    for paths in ([junk], [rnd], [junk, rnd]):
+        argv = ["check", "--dry-run", "--log-level", "error", *[a for p in paths for a in ("-f", str(p))]]
+        p = subprocess.run([sys.executable, "-m", "rotator", *argv], cwd=ROOT, capture_output=True, text=True)
+        assert p.returncode == 3 and "no Kubernetes objects could be read" in p.stderr and p.stdout == ""
+
+
+def test_folders_skip_dot_folders_and_chart_templates_and_honour_exclude(tmp_path: Path) -> None:
+    from rotator.loader import expand_paths
+
+    (tmp_path / ".venv/lib").mkdir(parents=True)
+    (tmp_path / ".venv/lib/x.yaml").write_text("a: 1\n")
+    (tmp_path / "chart/templates").mkdir(parents=True)
+    (tmp_path / "chart/Chart.yaml").write_text("name: c\n")
+    (tmp_path / "chart/templates/gw.yaml").write_text("{{ .Values.x }}\n")
+    (tmp_path / "manifests/tests").mkdir(parents=True)
+    (tmp_path / "manifests/gw.yaml").write_text("a: 1\n")
+    (tmp_path / "manifests/tests/t.yaml").write_text("a: 1\n")
+    rel = [str(Path(p).relative_to(tmp_path)) for p in expand_paths([str(tmp_path)])]
+    assert rel == ["chart/Chart.yaml", "manifests/gw.yaml", "manifests/tests/t.yaml"]
+    rel = [str(Path(p).relative_to(tmp_path)) for p in expand_paths([str(tmp_path)], exclude=["tests", "Chart.yaml"])]
+    assert rel == ["manifests/gw.yaml"]
+    explicit = str(tmp_path / ".venv/lib/x.yaml")
+    assert expand_paths([explicit]) == [explicit]  # a file named is always read
+
+
+def test_the_same_object_twice_is_counted_once(tmp_path: Path) -> None:
+    objs = [
+        f.ingress(),
+        f.gateway("gw", [f.server(["a.example.com"], "a-tls")]),
+        f.secret("a-tls", leaf=f.make_leaf(["a.example.com"])),
+    ]
+    one, two = write(tmp_path, "one.yaml", *objs), write(tmp_path, "copy.yaml", *objs)
+    out = io.StringIO()
+    main(["check", "--dry-run", "-f", str(one), "-f", str(two), "-o", "json", "--log-level", "error"], stdout=out)
+    doc = json.loads(out.getvalue())
+    assert len(doc["credentials"]) == 1
+    dups = [x for x in doc["findings"] if x["code"] == "duplicate-object"]
+    assert len(dups) == 3 and all("copy.yaml" in x["message"] and "one.yaml" in x["message"] for x in dups)
+
+
+def test_a_closed_pipe_is_not_an_error() -> None:
+    p = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"{' '.join(CHECK_DEMO)} | head -2; exit ${{PIPESTATUS[0]}}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 0 and len(p.stdout.splitlines()) == 2 and "Traceback" not in p.stderr
+
+
+def test_invalid_base64_and_garbage_pem_are_said_in_the_user_s_terms(tmp_path: Path) -> None:
+    leaf = f.make_leaf(["a.example.com"])
+    bad = f.secret("a-tls", leaf=leaf)
+    bad["data"]["tls.crt"] = "!!!not base64"
+    garbage = f.secret(
+        "b-tls",
+        data={
+            "tls.crt": b"-----BEGIN CERTIFICATE-----\nMIIBAAAA\n-----END CERTIFICATE-----\n",
+            "tls.key": leaf.key_pem(),
+        },
+    )
+    servers = [
+        f.server(["a.example.com"], "a-tls", name="a", port=1),
+        f.server(["b.example.com"], "b-tls", name="b", port=2),
+    ]
+    path = write(tmp_path, "in.yaml", f.ingress(), f.gateway("gw", servers), bad, garbage)
+    out = io.StringIO()
+    main(["check", "--dry-run", "-f", str(path), "-o", "json", "--log-level", "error"], stdout=out)
+    creds = {
+        c["name"]: " ".join(x["message"] for x in c["findings"]) for c in json.loads(out.getvalue())["credentials"]
+    }
+    assert "key 'tls.crt' is not valid base64" in creds["a-tls"]
+    assert "not a valid DER structure" in creds["b-tls"] and "ParseError" not in creds["b-tls"]
+    assert "cryptography.io" not in creds["b-tls"]
