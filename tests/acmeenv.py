@@ -252,3 +252,23 @@ def issuer_config(
         "timeout": "60s",
     }
     return ACMEIssuerConfig(**{**fields, **extra})
+
+
+def cluster_issuer(bind: Bind, pebble: Pebble, **extra: Any) -> dict[str, Any]:
+    """An ACME issuer on this pebble as a config file section (for `rotator check` against
+    a fake cluster): DNS-01 through this BIND, the TSIG key in Secret rotator/rotator-tsig."""
+    return {
+        "type": "acme",
+        "directory": pebble.directory,
+        "terms_agreed": True,
+        "ca_bundle": str(pebble.ca_file),
+        "solver": "dns01",
+        "timeout": "60s",
+        "dns01": {
+            "nameserver": bind.nameserver,
+            "zone": ZONE,
+            "tsig_key_name": TSIG_NAME,
+            "tsig_secret": {"secret": "rotator/rotator-tsig", "key": "secret"},
+        },
+        **extra,
+    }

@@ -140,23 +140,7 @@ def test_an_open_ari_window_is_planned_by_the_dry_run_and_renewed_by_the_real_pa
         kube.seed_object(fake, f.secret("rotator-tsig", "rotator", data={"secret": bind.tsig_secret.encode()}))
         cfg = config_file(
             tmp_path,
-            issuers={
-                "pebble": {
-                    "type": "acme",
-                    "directory": pebble.directory,
-                    "terms_agreed": True,
-                    "ca_bundle": str(pebble.ca_file),
-                    "solver": "dns01",
-                    "timeout": "60s",
-                    "accept_issuers": ["Pebble*"],
-                    "dns01": {
-                        "nameserver": bind.nameserver,
-                        "zone": ZONE,
-                        "tsig_key_name": acmeenv.TSIG_NAME,
-                        "tsig_secret": {"secret": "rotator/rotator-tsig", "key": "secret"},
-                    },
-                }
-            },
+            issuers={"pebble": acmeenv.cluster_issuer(bind, pebble, accept_issuers=["Pebble*"])},
             rules=[{"issuer": "pebble"}],
         )
         kc = fake.kubeconfig(tmp_path / "kc")

@@ -454,22 +454,7 @@ def test_check_renews_through_acme_dns01(tmp_path: Path) -> None:
         kube.seed_object(fake, f.secret("rotator-tsig", "rotator", data={"secret": bind.tsig_secret.encode()}))
         cfg = config_file(
             tmp_path,
-            issuers={
-                "pebble": {
-                    "type": "acme",
-                    "directory": pebble.directory,
-                    "terms_agreed": True,
-                    "ca_bundle": str(pebble.ca_file),
-                    "solver": "dns01",
-                    "timeout": "60s",
-                    "dns01": {
-                        "nameserver": bind.nameserver,
-                        "zone": acmeenv.ZONE,
-                        "tsig_key_name": acmeenv.TSIG_NAME,
-                        "tsig_secret": {"secret": "rotator/rotator-tsig", "key": "secret"},
-                    },
-                }
-            },
+            issuers={"pebble": acmeenv.cluster_issuer(bind, pebble)},
             rules=[{"issuer": "pebble", "allow_issuer_change": True}],
         )
         pushed: list[tuple[str, str, str]] = []
