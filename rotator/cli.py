@@ -692,10 +692,14 @@ def _from_files(args: argparse.Namespace, config: Any, stdin: TextIO) -> tuple[A
         loaded = load(args.filename, stdin=stdin, progress=_progress(args.filename), exclude=args.exclude)
     except InputError as exc:
         return _error(str(exc))
-    if not loaded.objects:
+    if not any(
+        isinstance(o.body.get("apiVersion"), str) and isinstance(o.body.get("kind"), str) for o in loaded.objects
+    ):
         # An empty pipe (kubectl failed upstream), an empty folder, or nothing readable at
         # all (broken YAML only, random bytes): "no usable input" is always 3, never a report.
-        why = "".join(f"\n  {e.source}: {e.message}" for e in loaded.errors[:5])
+        why = "".join(f"\n  {e.source}: {e.message}" for e in loaded.errors[:5]) or (
+            "\n  the input holds no object with a string apiVersion and kind (not Kubernetes manifests?)"
+        )
         more = f"\n  … and {len(loaded.errors) - 5} more" if len(loaded.errors) > 5 else ""
         return _error(
             f"no Kubernetes objects could be read from {', '.join(args.filename)}: nothing was checked{why}{more}"

@@ -44,6 +44,7 @@ def gather(
     issuers: Mapping[str, Any],
     state: StateStore | None,
     ari: bool = True,
+    forced: frozenset[str] = frozenset(),
 ) -> PlanFacts:
     """Facts for a first plan's credentials (the plan says which issuer each one has)."""
     from rotator.renewal import group_copies
@@ -58,21 +59,22 @@ def gather(
         leaf = leaf_of(cred, inv)
         if leaf is None:
             continue
-        if cred.action == "renew":
+        window = None
+        if ari and cred.action == "none" and cred.state == "ok":
+            try:
+                window = issuer.renewal_window(leaf)
+            except Exception as exc:
+                log.info("no renewal info", issuer=cred.issuer, error=f"{type(exc).__name__}: {exc}")
+            if window is not None:
+                windows[_key(cred)] = window
+        # whatever the second plan may renew: due now, forced (rotator renew), an ARI window
+        if cred.action == "renew" or _key(cred) in forced or window is not None:
             try:
                 owned[_key(cred)] = IssuerCheck(bool(issuer.owns(leaf)))
             except IssuerError as exc:
                 owned[_key(cred)] = IssuerCheck(None, str(exc))
             except Exception as exc:  # never a failed plan: "cannot tell", said in the reason
                 owned[_key(cred)] = IssuerCheck(None, f"{type(exc).__name__}: {exc}")
-        elif ari and cred.action == "none" and cred.state == "ok":
-            try:
-                window = issuer.renewal_window(leaf)
-            except Exception as exc:
-                log.info("no renewal info", issuer=cred.issuer, error=f"{type(exc).__name__}: {exc}")
-                window = None
-            if window is not None:
-                windows[_key(cred)] = window
     backoff: dict[str, Backoff] = {}
     if state is not None:
         for group in group_copies(result.credentials):

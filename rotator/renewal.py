@@ -184,8 +184,10 @@ class Renewer:
         self.initial = parse_duration(config.renewal.backoff_initial)
         self.cap = parse_duration(config.renewal.backoff_max)
 
-    def run(self, result: CheckResult, inv: Inventory) -> list[RenewalOutcome]:
-        if self.may_write():
+    def run(self, result: CheckResult, inv: Inventory, sweep: bool = True) -> list[RenewalOutcome]:
+        """``sweep``: off for a narrowed pass (-n, -l, one Secret), which sees only some of
+        the credentials and so cannot tell which leftovers are still needed."""
+        if sweep and self.may_write():
             self.sweep(result, inv)
         groups = group_copies(result.credentials)
         if not groups:
@@ -457,17 +459,12 @@ class Renewer:
         recorded = (secret.annotations if secret else {}).get("rotator.io/issued-by")
         if recorded == issuer.name or issuer.owns(cert):
             return None
-        rule = next(
-            (
-                r
-                for r in self.config.rules
-                if r.issuer == issuer.name
-                and r.matches(cred.spec.namespace, cred.spec.name, tuple(h for h in cred.spec.hosts if h != "*"))
-            ),
-            None,
-        )
-        if rule is not None and rule.allow_issuer_change:
-            return None
+        hosts = tuple(h for h in cred.spec.hosts if h != "*")
+        if any(
+            r.issuer == issuer.name and r.allow_issuer_change and r.matches(cred.spec.namespace, cred.spec.name, hosts)
+            for r in self.config.rules
+        ):
+            return None  # the same rule as the plan's (policy.plan): any matching rule for this issuer
         obj = ObjectRef("Secret", cred.spec.namespace, cred.spec.name)
         was = recorded or cert.issuer.rfc4514_string()
         return finding(
@@ -492,7 +489,12 @@ class Renewer:
         return rv != planned.resource_version and not self._still_needed(current, lead, inv)
 
     def _still_needed(self, current: dict[str, Any], lead: Credential, inv: Inventory) -> bool:
-        """Re-check after a conflicting write: maybe someone already rotated it."""
+        """Re-check after a conflicting write: maybe someone already rotated it. A renewal
+        that was not due by the Secret alone (``rotator renew``, an ARI window) is still
+        needed as long as the Secret holds the certificate it was planned from."""
+        if lead.reason.startswith(("forced:", "ari:")) and lead.certificate is not None:
+            chain, _ = _current(_as_secret(current, lead))
+            return bool(chain) and format(chain[0].serial_number, "x") == lead.certificate.serial
         data = {k: base64.b64decode(v or "") for k, v in (current.get("data") or {}).items()}
         meta = current.get("metadata") or {}
         secret = Secret(
@@ -506,6 +508,11 @@ class Renewer:
         now = self.clock()
         cred = plan(inspect(lead.spec, fresh, now, InspectOptions()), fresh, self.config, now)
         return cred.action == "renew"
+
+
+def _as_secret(obj: dict[str, Any], lead: Credential) -> Secret:
+    data = {k: base64.b64decode(v or "") for k, v in (obj.get("data") or {}).items()}
+    return Secret(lead.spec.namespace, lead.spec.name, str(obj.get("type", "Opaque")), data)
 
 
 def _current(secret: Secret | None) -> tuple[tuple[x509.Certificate, ...], bytes | None]:

@@ -36,7 +36,7 @@ def plan_with_facts(
     from rotator.pipeline import run_check
 
     first = run_check(inventory, config, now, tuple(findings))
-    facts = replace(gather(first, inventory, issuers, state, ari=ari), forced=forced)
+    facts = replace(gather(first, inventory, issuers, state, ari=ari, forced=forced), forced=forced)
     return run_check(inventory, config, now, tuple(findings), facts)
 
 
@@ -48,6 +48,7 @@ def renew(
     clock: Callable[[], datetime],
     may_write: Callable[[], bool] = lambda: True,
     issuers: Mapping[str, object] | None = None,
+    narrowed: bool = False,
 ) -> CheckResult:
     """Run the plan's renewals; their outcomes and findings join the report."""
     from rotator.cluster.events import EventRecorder
@@ -64,7 +65,7 @@ def renew(
             sweep = getattr(issuer, "sweep", None)
             if sweep is not None:
                 sweep()
-    outcomes = renewer.run(result, inventory)
+    outcomes = renewer.run(result, inventory, sweep=not narrowed)
     applied = [f for o in outcomes for f in o.findings]
     if config.verify.enabled:
         applied += verify_served(result, outcomes, config)
@@ -201,7 +202,7 @@ def live_pass(
     result = narrow(result, read.inventory, selection)
     if not dry_run:
         progress(f"renewing {sum(1 for c in result.credentials if c.action == 'renew')} credential(s)")
-        result = renew(result, read.inventory, config, api, clock, may_write, built)
+        result = renew(result, read.inventory, config, api, clock, may_write, built, narrowed=selection.narrows)
         if config.pagerduty is not None or config.webhooks:
             # A pass that may not write (another holder has the Lease) still pages what it
             # sees: an expired Secret is an outage whoever should have renewed it. A

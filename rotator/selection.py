@@ -93,7 +93,12 @@ ALL = Selection()
 def narrow(result: CheckResult, inv: Inventory, selection: Selection) -> CheckResult:
     if not selection.narrows:
         return result
-    credentials = tuple(c for c in result.credentials if selection.wants(c, inv))
+    from rotator.renewal import copy_key
+
+    # A Secret's copies in other gateway namespaces carry one certificate: selecting one
+    # selects them all, or a renewal would leave them serving different certificates.
+    keys = {copy_key(c.spec) for c in result.credentials if selection.wants(c, inv)} - {None}
+    credentials = tuple(c for c in result.credentials if selection.wants(c, inv) or copy_key(c.spec) in keys)
     ns = selection.secret[0] if selection.secret is not None else selection.namespace
     findings = tuple(f for f in result.findings if ns is None or f.object is None or f.object.namespace in ("", ns))
     return replace(result, credentials=credentials, findings=findings)

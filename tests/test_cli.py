@@ -709,3 +709,15 @@ def test_invalid_base64_and_garbage_pem_are_said_in_the_user_s_terms(tmp_path: P
     assert "key 'tls.crt' is not valid base64" in creds["a-tls"]
     assert "not a valid DER structure" in creds["b-tls"] and "ParseError" not in creds["b-tls"]
     assert "cryptography.io" not in creds["b-tls"]
+
+
+def test_a_file_that_is_not_kubernetes_is_no_usable_input(tmp_path: Path) -> None:
+    compose = tmp_path / "docker-compose.yaml"
+    compose.write_text('version: "3"\nservices:\n  web: {image: nginx}\n')
+    p = subprocess.run(
+        [sys.executable, "-m", "rotator", "check", "--dry-run", "-f", str(compose)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 3 and "no object with a string apiVersion and kind" in p.stderr

@@ -806,7 +806,7 @@ def test_build_inventory_never_raises_on_arbitrary_objects(objects: list[dict[st
     raws = [RawObject(Source("fuzz.yaml", i), o) for i, o in enumerate(objects)]
     inv, findings = build_inventory(raws)
     for x in findings:
-        assert x.code == "invalid-manifest"
+        assert x.code in ("invalid-manifest", "duplicate-object")  # the same object twice is said, not doubled
         assert "fuzz.yaml#" in x.message
     parsed = len(inv.secrets + inv.config_maps + inv.workloads) + len(inv.istio_gateways) + len(inv.kube_gateways)
     parsed += len(inv.virtual_services) + len(inv.destination_rules) + len(inv.reference_grants)
