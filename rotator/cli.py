@@ -113,8 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     renew = sub.add_parser(
         "renew",
         help="renew one Secret now, due or not (like cmctl renew, certbot --force-renewal)",
-        description="Renew one Secret now, whether due or not, through the same pass as rotator check: the "
-        "same safety rules, the Lease, a backup first. A paused, unreadable or not-owned Secret is not renewed.",
+        description="Renew one Secret now, whether due or not (and past a back-off), through the same pass as "
+        "rotator check: the same safety rules, the Lease, a backup first. Its copies in other gateway namespaces "
+        "(Istio reads a classic Gateway's Secret where each gateway pod runs) are renewed with it, to one "
+        "certificate. A paused, unreadable, not-owned or another CA's Secret is not renewed; the report says why.",
     )
     _common(renew, top=False)
     renew.add_argument("secret", metavar="NAMESPACE/NAME")
