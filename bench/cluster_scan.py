@@ -3,7 +3,7 @@
     python bench/cluster_scan.py                # both scenarios (about 15 seconds)
     python bench/cluster_scan.py --quick        # smaller, for a smoke run
 
-Each scenario seeds the fake API server (tests/fakeapi: the real REST protocol on
+Each scenario seeds the fake API server (tests/support/fakeapi: the real REST protocol on
 127.0.0.1) with Gateways, the Secrets they reference and unrelated Secrets, then:
 
 1. read phase, in this process, runs interleaved (median of --runs):
@@ -38,8 +38,8 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import factory as f  # noqa: E402
-from tests.fakeapi import FakeCluster  # noqa: E402
+from tests.support import factory as f  # noqa: E402
+from tests.support.fakeapi import FakeCluster  # noqa: E402
 
 CREDENTIAL_NAMESPACE = "istio-system"  # where seed() puts the gateways and their Secrets
 PAGE_SIZE = 500  # rotator's LIST page size (rotator.cluster.reader)

@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from rotator.issuers.acme_issuer import ACMEIssuer  # noqa: E402
 from rotator.issuers.base import IssueRequest  # noqa: E402
-from tests import acmeenv  # noqa: E402
+from tests.support import acmeenv  # noqa: E402
 
 ZONE = acmeenv.ZONE
 PEER_TIMEOUT = 180  # seconds for one peer invocation; a hung peer is reported, not waited for

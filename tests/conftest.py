@@ -14,19 +14,11 @@ freezegun.configure(extend_ignore_list=["kubernetes"])
 
 # --- a guard over the whole suite: no secret material in anything rotator printed -----------
 
-import re  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
 
-_SECRET_PATTERNS = [re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")]
-# Known test credentials that must never be printed: the PagerDuty test routing key, and
-# every TSIG/EAB secret a test environment generates (tests.acmeenv registers them).
-_KNOWN_SECRETS = ["0tatorTestKey0123456789abcdefABX"]
-
-
-def register_secret(value: str) -> None:
-    _KNOWN_SECRETS.append(value)
+from tests.support.secretscan import leaks as secret_leaks  # noqa: E402
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -41,8 +33,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.when != "call" or report.failed or item.get_closest_marker("prints_secrets"):
         return
     captured = "\n".join(text for name, text in report.sections if name.startswith("Captured"))
-    leaks = [p.pattern for p in _SECRET_PATTERNS if p.search(captured)]
-    leaks += [f"known secret {s[:6]}…" for s in _KNOWN_SECRETS if s in captured]
+    leaks = secret_leaks(captured)
     if leaks:
         report.outcome = "failed"
         report.longrepr = f"secret material in captured output: {leaks}"

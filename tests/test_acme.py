@@ -11,8 +11,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import dns.message
-import dns.query
 import pytest
 from cryptography import x509
 from cryptography.x509 import DNSName
@@ -23,7 +21,8 @@ from rotator.config import SecretKeyRef
 from rotator.issuers import dns01 as dns01_module
 from rotator.issuers.acme_issuer import ACMEIssuer, account_key_store, ari_due, offers
 from rotator.issuers.base import IssueRequest, IssuerError
-from tests import acmeenv
+from tests.support import acmeenv
+from tests.support.acmeenv import ari_pebble, issuer, request, txt
 
 ROOT = Path(__file__).resolve().parent.parent
 ZONE = acmeenv.ZONE
@@ -34,15 +33,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[acmeenv.Bind
     tmp = tmp_path_factory.mktemp("acme")
     with acmeenv.bind(tmp) as bind, acmeenv.pebble(tmp, bind.port) as pebble:  # pebble's default 5 % badNonce
         yield bind, pebble, tmp
-
-
-def issuer(bind: acmeenv.Bind, pebble: acmeenv.Pebble, tmp: Path, solver: str = "dns01", **extra: object) -> ACMEIssuer:
-    cfg = acmeenv.issuer_config(bind, pebble, tmp, solver, **extra)
-    return ACMEIssuer.from_config("pebble", cfg, None, lambda: datetime.now(UTC))
-
-
-def request(*sans: str) -> IssueRequest:
-    return IssueRequest("istio-system", "app-tls", tuple(sans), "ecdsa-p256")
 
 
 def verify_chain(chain_pem: bytes, root_pem: bytes, host: str, tmp: Path) -> None:
@@ -75,11 +65,6 @@ def verify_chain(chain_pem: bytes, root_pem: bytes, host: str, tmp: Path) -> Non
         text=True,
     )
     assert p.returncode == 0, p.stdout + p.stderr
-
-
-def txt(bind: acmeenv.Bind, name: str) -> list[str]:
-    r = dns.query.udp(dns.message.make_query(name, "TXT"), "127.0.0.1", port=bind.port, timeout=1)
-    return [b"".join(rd.strings).decode() for rrset in r.answer for rd in rrset]
 
 
 def test_dns01_for_a_name_and_its_wildcard(env: tuple[acmeenv.Bind, acmeenv.Pebble, Path]) -> None:
@@ -197,13 +182,6 @@ def test_no_ari_on_this_pebble_is_a_clean_fallback(env: tuple[acmeenv.Bind, acme
     assert again.serial != issued.serial
 
 
-def ari_pebble() -> str | None:
-    for candidate in (os.environ.get("ROTATOR_PEBBLE_ARI"), str(ROOT / ".ci/cache/pebble-ari/usr/bin/pebble")):
-        if candidate and os.path.exists(candidate):
-            return candidate
-    return None
-
-
 @pytest.mark.skipif(
     ari_pebble() is None,
     reason="pebble 2.6 (Debian trixie, with ARI) could not be obtained; .ci/run fetches it into .ci/cache/pebble-ari",
@@ -235,8 +213,8 @@ def test_ari_window_and_replaces(tmp_path: Path) -> None:
 
 def test_http01_in_a_cluster_routes_the_challenge_with_a_temporary_virtualservice(tmp_path: Path) -> None:
     """The VirtualService exists while pebble validates, is bound to the Gateway, and is gone after."""
-    from tests import kube
-    from tests.fakeapi import FakeCluster
+    from tests.support import kube
+    from tests.support.fakeapi import FakeCluster
 
     host = f"routed.{ZONE}"
     with (
@@ -292,7 +270,7 @@ def test_no_tsig_secret_eab_key_or_account_key_in_logs(capsys: pytest.CaptureFix
 
 
 def f_leaf_pem() -> bytes:
-    from tests import factory
+    from tests.support import factory
 
     return factory.make_leaf(["other.example.com"]).cert_pem()
 

@@ -13,7 +13,7 @@ import pytest
 from rotator import checklist
 from rotator.discovery import DiscoveryOptions
 from rotator.model import Finding
-from tests import factory as f
+from tests.support import factory as f
 
 HOST = "app.example.com"
 

@@ -18,7 +18,7 @@ from freezegun import freeze_time
 
 from rotator.cli import main
 from rotator.findings import CATALOGUE
-from tests import factory as f
+from tests.support import factory as f
 
 ROOT = Path(__file__).resolve().parent.parent
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -598,8 +598,8 @@ def test_completion_scripts_offer_the_commands_and_their_options(tmp_path: Path)
 def test_a_long_pass_names_its_phase_on_a_terminal_and_clears_it(tmp_path: Path) -> None:
     from rotator.cli import Phases
     from rotator.runner import live_pass
-    from tests import kube
-    from tests.fakeapi import FakeCluster
+    from tests.support import kube
+    from tests.support.fakeapi import FakeCluster
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:

@@ -12,9 +12,9 @@ import pytest
 from rotator.cli import main
 from rotator.cluster.api import ApiError
 from rotator.cluster.reader import read_cluster
-from tests import factory as f
-from tests import kube
-from tests.fakeapi import FakeCluster
+from tests.support import factory as f
+from tests.support import kube
+from tests.support.fakeapi import FakeCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_NAMESPACES = ("partner-ingress", "certs", "admin")

@@ -28,9 +28,9 @@ from rotator.cluster.writer import (
 )
 from rotator.inspection import INVALID_CODES, InspectOptions, inspect
 from rotator.model import CredentialSpec, Inventory, Reference, Secret
-from tests import factory as f
-from tests import kube
-from tests.fakeapi import FakeCluster
+from tests.support import factory as f
+from tests.support import kube
+from tests.support.fakeapi import FakeCluster
 
 NS, NAME, HOST = "istio-system", "app-tls", "app.example.com"
 REF = Reference("networking.istio.io", "Gateway", NS, "gw", "https", 443, "SIMPLE", (HOST,))

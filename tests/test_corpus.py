@@ -27,7 +27,7 @@ from rotator.inventory import build_inventory
 from rotator.loader import LoadResult, parse_text
 from rotator.pipeline import run_check
 from rotator.report import to_document
-from tests import factory as f
+from tests.support import factory as f
 
 HANG_SECONDS = 10.0
 SLOTS = ("tls.crt", "tls.key", "ca.crt", "cacert")

@@ -20,10 +20,10 @@ from rotator.cluster.leader import LeaderElector
 from rotator.config import parse_config
 from rotator.daemon import Daemon
 from rotator.issuers.ca import CAIssuer, load_material
-from tests import factory as f
-from tests import kube
-from tests.fakeapi import FakeCluster
-from tests.test_renewal import CA, Counting
+from tests.support import factory as f
+from tests.support import kube
+from tests.support.fakeapi import FakeCluster
+from tests.support.world import CA, Counting
 
 ROOT = Path(__file__).resolve().parent.parent
 NS, NAME, HOST = "istio-system", "app-tls", "app.example.com"
@@ -241,7 +241,7 @@ def test_cronjob_pass_pushes_its_metrics_to_a_pushgateway(tmp_path: Path) -> Non
     import io
 
     from rotator.cli import main
-    from tests import localhttp
+    from tests.support import localhttp
 
     got: list[tuple[str, str, str]] = []
     ca = CA()
@@ -272,7 +272,7 @@ def test_api_requests_are_counted_by_verb_and_result(tmp_path: Path) -> None:
 
 
 def test_acme_requests_are_counted_through_a_daemon_pass(tmp_path: Path) -> None:
-    from tests import acmeenv
+    from tests.support import acmeenv
 
     host = f"d.{acmeenv.ZONE}"
     ca = CA("Old CA")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests import kube
+from tests.support import kube
 
 ROOT = Path(__file__).resolve().parent.parent
 OVERLAYS = ("cronjob", "daemon")

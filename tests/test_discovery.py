@@ -12,7 +12,7 @@ import pytest
 
 from rotator.discovery import DiscoveryOptions, discover, parse_credential_name
 from rotator.model import CheckResult, CredentialSpec, Finding
-from tests import factory as f
+from tests.support import factory as f
 
 HOST = "app.example.com"
 GW_API = "gateway.networking.k8s.io"

@@ -81,10 +81,10 @@ def test_the_jq_recipes_work_on_a_dry_run_and_a_real_pass(tmp_path: Path) -> Non
     import shutil
 
     from rotator.cli import main
-    from tests import factory as f
-    from tests import kube
-    from tests.fakeapi import FakeCluster
-    from tests.test_renewal import CA, config_file
+    from tests.support import factory as f
+    from tests.support import kube
+    from tests.support.fakeapi import FakeCluster
+    from tests.support.world import CA, config_file
 
     jq = shutil.which("jq")
     assert jq, "jq is installed by .ci/run"

@@ -33,7 +33,7 @@ from kubernetes.client.exceptions import (
     UnprocessableEntityException,
 )
 
-from tests.fakeapi import FakeCluster, Request
+from tests.support.fakeapi import FakeCluster, Request
 
 SA = "system:serviceaccount:rotator:rotator"
 

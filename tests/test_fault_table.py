@@ -21,10 +21,10 @@ import pytest
 from rotator.cli import main
 from rotator.issuers.ca import CAIssuer
 from rotator.pending import pending_name
-from tests import factory as f
-from tests import kube
-from tests.fakeapi import FakeCluster
-from tests.test_renewal import CA, config_file
+from tests.support import factory as f
+from tests.support import kube
+from tests.support.fakeapi import FakeCluster
+from tests.support.world import CA, config_file
 
 NS = "istio-system"
 

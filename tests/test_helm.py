@@ -22,7 +22,7 @@ import yaml
 
 from rotator.cli import build_parser
 from rotator.config import ACMEIssuerConfig, load_config
-from tests import kube
+from tests.support import kube
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "deploy/helm/rotator"
@@ -620,9 +620,9 @@ def test_a_release_in_another_namespace_renews_with_exactly_the_charts_rbac(tmp_
     import io
 
     from rotator.cli import main
-    from tests import factory as f
-    from tests.fakeapi import FakeCluster
-    from tests.test_renewal import CA, secret_data
+    from tests.support import factory as f
+    from tests.support.fakeapi import FakeCluster
+    from tests.support.world import CA, secret_data
 
     values = {
         "config": {
@@ -661,7 +661,7 @@ def test_the_daemon_starts_from_the_charts_rendered_config(values: dict[str, Any
     from datetime import UTC, datetime
 
     from rotator.daemon import Daemon
-    from tests.fakeapi import FakeCluster
+    from tests.support.fakeapi import FakeCluster
 
     cfg = shipped_config(render(values), tmp_path)
     assert cfg.daemon.cron  # the chart's default schedule, or the one given

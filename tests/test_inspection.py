@@ -20,7 +20,7 @@ from freezegun import freeze_time
 
 from rotator import certs, pki
 from rotator.model import CheckResult, Credential, Finding, ObjectRef
-from tests import factory as f
+from tests.support import factory as f
 
 NS = "istio-system"
 NAME = "app-tls"

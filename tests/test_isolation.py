@@ -23,10 +23,10 @@ from rotator.cli import main
 from rotator.cluster.writer import SecretWriter
 from rotator.issuers.ca import CAIssuer
 from rotator.pagerduty import Notifier
-from tests import factory as f
-from tests import kube
-from tests.fakeapi import FakeCluster
-from tests.test_renewal import CA, config_file
+from tests.support import factory as f
+from tests.support import kube
+from tests.support.fakeapi import FakeCluster
+from tests.support.world import CA, config_file
 
 NAMES = ("a", "b", "c")
 
@@ -117,7 +117,7 @@ def test_a_failure_for_one_object_in_each_stage_stops_only_that_object(
 def test_one_alert_that_cannot_be_sent_does_not_hold_back_the_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.pdserver import PagerDutyDouble
+    from tests.support.pdserver import PagerDutyDouble
 
     key = "R0TAT0RTESTR0UT1NGKEY000000000" + "42"
     monkeypatch.setattr(

@@ -14,9 +14,9 @@ from rotator.issuers.acme_issuer import ACMEIssuer
 from rotator.issuers.base import IssueRequest, IssuerError
 from rotator.issuers.journal import Artefact, ChallengeJournal, Leftover, give_up, stale
 from rotator.state import ConfigMapState, MemoryState
-from tests import acmeenv, kube
-from tests.fakeapi import FakeCluster
-from tests.test_acme import txt
+from tests.support import acmeenv, kube
+from tests.support.acmeenv import txt
+from tests.support.fakeapi import FakeCluster
 
 ZONE = acmeenv.ZONE
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from rotator.inventory import build_inventory
 from rotator.loader import InputError, LoadResult, RawObject, expand_paths, load, parse_text
 from rotator.model import Finding, Inventory, Source
-from tests import factory as f
+from tests.support import factory as f
 
 
 def write(path: Path, text: str | bytes) -> Path:

@@ -15,7 +15,7 @@ import yaml
 
 from rotator.metrics import Metrics
 from rotator.model import RenewalOutcome
-from tests import factory as f
+from tests.support import factory as f
 
 ROOT = Path(__file__).resolve().parent.parent
 MON = ROOT / "deploy/monitoring"

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from rotator.cli import main
-from tests import factory as f
-from tests import kube
-from tests.fakeapi import FakeCluster
-from tests.test_renewal import CA, config_file, secret_data
+from tests.support import factory as f
+from tests.support import kube
+from tests.support.fakeapi import FakeCluster
+from tests.support.world import CA, config_file, secret_data
 
 NS = "istio-system"
 

@@ -15,36 +15,17 @@ import yaml
 
 from rotator.alerting import clip, dedup_key, desired, page_for, plan_actions
 from rotator.config import PagerDutyConfig, SecretKeyRef
-from rotator.model import CheckResult
 from rotator.pagerduty import Notifier, RateLimiter, Transport
 from rotator.retry import RetryPolicy
 from rotator.state import MemoryState
-from tests import factory as f
-from tests import kube
-from tests.fakeapi import FakeCluster
-from tests.pdserver import PagerDutyDouble
+from tests.support import factory as f
+from tests.support import kube
+from tests.support.alerts import KEY, expired_result, healthy_result
+from tests.support.fakeapi import FakeCluster
+from tests.support.pdserver import PagerDutyDouble
 
 ROOT = Path(__file__).resolve().parent.parent
-KEY = "R0tatorTestKey0123456789abcdefAB"[1:] + "X"  # 32 alphanumerics, not an R… ruleset key
 assert len(KEY) == 32
-
-
-def expired_result(n: int = 1) -> CheckResult:
-    objs: list[Any] = [f.ingress()]
-    for i in range(n):
-        objs.append(f.gateway(f"gw{i}", [f.server([f"h{i}.example.com"], f"tls-{i}")]))
-        objs.append(f.secret(f"tls-{i}", leaf=f.make_leaf([f"h{i}.example.com"], nb=-90, na=-1)))
-    result: CheckResult = f.run(*objs)
-    return result
-
-
-def healthy_result(n: int = 1) -> CheckResult:
-    objs: list[Any] = [f.ingress()]
-    for i in range(n):
-        objs.append(f.gateway(f"gw{i}", [f.server([f"h{i}.example.com"], f"tls-{i}")]))
-        objs.append(f.secret(f"tls-{i}", leaf=f.make_leaf([f"h{i}.example.com"])))
-    result: CheckResult = f.run(*objs)
-    return result
 
 
 def notifier(

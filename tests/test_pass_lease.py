@@ -19,10 +19,10 @@ import pytest
 
 from rotator.cli import main
 from rotator.cluster.leader import LEASES, LeaderElector, one_pass_lease
-from tests import factory as f
-from tests import kube
-from tests.fakeapi import FakeCluster
-from tests.test_renewal import CA, NAME, config_file, now, secret_data
+from tests.support import factory as f
+from tests.support import kube
+from tests.support.fakeapi import FakeCluster
+from tests.support.world import CA, NAME, config_file, now, secret_data
 
 LEASE = ("coordination.k8s.io/v1", "Lease", "rotator", "rotator-leader")
 
@@ -186,7 +186,7 @@ def check_cmd(kc: Path, cfg: Path) -> list[str]:
 def test_a_pass_killed_holding_the_lease_does_not_block_the_next_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.pdserver import PagerDutyDouble
+    from tests.support.pdserver import PagerDutyDouble
 
     with FakeCluster(rbac_manifests=kube.deploy_rbac()) as fake, PagerDutyDouble() as pd:
         before = lease_cluster(fake, CA())
@@ -234,7 +234,7 @@ def test_a_pass_killed_holding_the_lease_does_not_block_the_next_one(
 def test_a_pass_that_finds_a_live_holder_pages_and_fails_the_job(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.pdserver import PagerDutyDouble
+    from tests.support.pdserver import PagerDutyDouble
 
     with FakeCluster(rbac_manifests=kube.deploy_rbac()) as fake, PagerDutyDouble() as pd:
         before = lease_cluster(fake, CA())

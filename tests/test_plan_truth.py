@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from rotator.cli import main
-from tests import factory as f
-from tests import kube
-from tests.fakeapi import FakeCluster
-from tests.test_renewal import CA, config_file
+from tests.support import factory as f
+from tests.support import kube
+from tests.support.fakeapi import FakeCluster
+from tests.support.world import CA, config_file
 
 NS = "istio-system"
 RULES = [
@@ -120,8 +120,8 @@ def test_an_open_ari_window_is_planned_by_the_dry_run_and_renewed_by_the_real_pa
     import pytest
 
     from rotator import certs
-    from tests import acmeenv
-    from tests.test_acme import ZONE, ari_pebble, issuer, request
+    from tests.support import acmeenv
+    from tests.support.acmeenv import ZONE, ari_pebble, issuer, request
 
     if ari_pebble() is None:
         pytest.skip("pebble 2.6 with ARI not found (.ci/fetch-pebble-ari)")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from rotator.model import CheckResult, Credential, Finding, ObjectRef
-from tests import factory as f
+from tests.support import factory as f
 
 NS = "istio-system"
 NAME = "app-tls"

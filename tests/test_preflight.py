@@ -15,11 +15,11 @@ import pytest
 from rotator.cli import main
 from rotator.config import ACMEIssuerConfig, DNS01Config, SecretKeyRef
 from rotator.issuers.acme_issuer import ACMEIssuer
-from tests import acmeenv, kube
-from tests import factory as f
-from tests.fakeapi import FakeCluster
-from tests.test_acme import issuer as acme_issuer
-from tests.test_renewal import CA, config_file, now
+from tests.support import acmeenv, kube
+from tests.support import factory as f
+from tests.support.acmeenv import issuer as acme_issuer
+from tests.support.fakeapi import FakeCluster
+from tests.support.world import CA, config_file, now
 
 ZONE = acmeenv.ZONE
 

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from rotator.cli import main
-from tests import factory as f
-from tests import kube
-from tests.fakeapi import FakeCluster
-from tests.test_renewal import CA, config_file, now
+from tests.support import factory as f
+from tests.support import kube
+from tests.support.fakeapi import FakeCluster
+from tests.support.world import CA, config_file, now
 
 NS = "istio-system"
 TENANT = "tenant-a"

@@ -1,4 +1,4 @@
-from tests import factory as f
+from tests.support import factory as f
 
 
 def test_pipeline_reports_ok_credential() -> None:

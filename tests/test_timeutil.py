@@ -18,7 +18,7 @@ from rotator.timeutil import (
     parse_renew_before,
     parse_when,
 )
-from tests import factory as f
+from tests.support import factory as f
 
 UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 MAX_DAYS = 10**6  # far above any certificate lifetime, far below timedelta's limit

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rotator.model import Reference
 from rotator.verify import probe_name, served_serial, verify
-from tests import factory as f
+from tests.support import factory as f
 
 
 class Gateway:

@@ -15,10 +15,10 @@ import pytest
 
 from rotator.cluster.api import SECRETS, ApiError
 from rotator.pending import CLAIM_TTL, PENDING_ANN_CLAIMED_AT, PENDING_ANN_CLAIMED_BY, PENDING_LABEL, pending_name
-from tests import factory as f
-from tests import kube
-from tests.fakeapi import FakeCluster
-from tests.test_renewal import CA, HOST, NAME, NS, now, plan_from_cluster, renewer_for, secret_data
+from tests.support import factory as f
+from tests.support import kube
+from tests.support.fakeapi import FakeCluster
+from tests.support.world import CA, HOST, NAME, NS, now, plan_from_cluster, renewer_for, secret_data
 
 # --- item 4: wasted issuance and duplicates ---------------------------------------------------
 

@@ -22,13 +22,13 @@ from rotator.config import ConfigError, WebhookConfig, load_config
 from rotator.model import RenewalOutcome
 from rotator.state import MemoryState
 from rotator.webhook import WebhookNotifier, sign
-from tests import factory as f
-from tests import kube, localhttp
-from tests.conftest import register_secret
-from tests.fakeapi import FakeCluster
-from tests.pdserver import PagerDutyDouble
-from tests.test_pagerduty import KEY, expired_result, healthy_result
-from tests.webhookserver import WebhookDouble, validate
+from tests.support import factory as f
+from tests.support import kube, localhttp
+from tests.support.alerts import KEY, expired_result, healthy_result
+from tests.support.fakeapi import FakeCluster
+from tests.support.pdserver import PagerDutyDouble
+from tests.support.secretscan import register_secret
+from tests.support.webhookserver import WebhookDouble, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = b"whsec-" + os.urandom(12).hex().encode()
@@ -337,7 +337,7 @@ def test_alert_test_reaches_every_sink_and_resolves_there(tmp_path: Path, monkey
     import io
 
     from rotator.cli import main
-    from tests.pdserver import PagerDutyDouble
+    from tests.support.pdserver import PagerDutyDouble
 
     key = "R0TAT0RTESTR0UT1NGKEY00000000077"
     with PagerDutyDouble() as pd, WebhookDouble(secret=b"s3cret") as chat:

@@ -13,7 +13,7 @@ import yaml
 from rotator.cluster.api import KubeAPI, connect
 from rotator.loader import load
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 
 

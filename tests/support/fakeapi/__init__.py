@@ -1,6 +1,6 @@
 """A fake Kubernetes API server for tests: the real `kubernetes` client, a real socket, a fake cluster.
 
-    from tests.fakeapi import FakeCluster
+    from tests.support.fakeapi import FakeCluster
 
     with FakeCluster(rbac_manifests=docs) as cluster:
         api = kubernetes.config.new_client_from_config(config_file=str(cluster.kubeconfig(tmp_path / "kc")))

@@ -15,7 +15,7 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests import localhttp
+from tests.support import localhttp
 
 KEY = re.compile(r"^[A-Za-z0-9]+$")
 SEVERITIES = {"critical", "error", "warning", "info"}

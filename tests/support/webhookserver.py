@@ -14,7 +14,7 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests import localhttp
+from tests.support import localhttp
 
 COMMON = {"schema": str, "event": str, "id": str, "cluster": str, "timestamp": str, "text": str}
 BY_EVENT: dict[str, dict[str, type | tuple[type, ...]]] = {

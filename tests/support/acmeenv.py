@@ -23,11 +23,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import dns.message
+import dns.query
+
 from rotator import pki
 from rotator.config import ACMEIssuerConfig, DNS01Config, HTTP01Config, SecretKeyRef
+from rotator.issuers.acme_issuer import ACMEIssuer
+from rotator.issuers.base import IssueRequest
 
 ZONE = "acme.test"
 TSIG_NAME = "rotator-key"
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def free_port() -> int:
@@ -159,7 +165,7 @@ def _pebble_tls(tmp: Path) -> tuple[Path, Path, Path]:
 def _register(secret: str) -> None:
     """Tell the suite-wide guard (tests/conftest.py) to fail any test that prints it."""
     try:
-        from tests.conftest import register_secret
+        from tests.support.secretscan import register_secret
     except ImportError:  # used outside pytest (bench/)
         return
     register_secret(secret)
@@ -272,3 +278,24 @@ def cluster_issuer(bind: Bind, pebble: Pebble, **extra: Any) -> dict[str, Any]:
         },
         **extra,
     }
+
+
+def issuer(bind: Bind, pebble: Pebble, tmp: Path, solver: str = "dns01", **extra: object) -> ACMEIssuer:
+    cfg = issuer_config(bind, pebble, tmp, solver, **extra)
+    return ACMEIssuer.from_config("pebble", cfg, None, lambda: datetime.now(UTC))
+
+
+def request(*sans: str) -> IssueRequest:
+    return IssueRequest("istio-system", "app-tls", tuple(sans), "ecdsa-p256")
+
+
+def txt(bind: Bind, name: str) -> list[str]:
+    r = dns.query.udp(dns.message.make_query(name, "TXT"), "127.0.0.1", port=bind.port, timeout=1)
+    return [b"".join(rd.strings).decode() for rrset in r.answer for rd in rrset]
+
+
+def ari_pebble() -> str | None:
+    for candidate in (os.environ.get("ROTATOR_PEBBLE_ARI"), str(ROOT / ".ci/cache/pebble-ari/usr/bin/pebble")):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    return None
