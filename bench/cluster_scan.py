@@ -42,7 +42,7 @@ from tests.support import factory as f  # noqa: E402
 from tests.support.fakeapi import FakeCluster  # noqa: E402
 
 CREDENTIAL_NAMESPACE = "istio-system"  # where seed() puts the gateways and their Secrets
-PAGE_SIZE = 500  # rotator's LIST page size (rotator.cluster.reader)
+PAGE_SIZE = 500  # rotator's LIST page size (rotator.kube.reader)
 
 
 def scenarios(quick: bool = False) -> list[tuple[str, int, int, int]]:
@@ -136,9 +136,9 @@ def _baseline(server: str, token: str, urls: list[str]) -> int:
 
 
 def _rotator_read(api: Any) -> int:
-    from rotator.certs import parse_bundle
-    from rotator.cluster.reader import read_cluster
-    from rotator.inspection import select_server_keys
+    from rotator.checks.certs import parse_bundle
+    from rotator.checks.inspect import select_server_keys
+    from rotator.kube.reader import read_cluster
 
     inv = read_cluster(api).inventory
     certs = 0
@@ -150,7 +150,7 @@ def _rotator_read(api: Any) -> int:
 
 
 def scenario(name: str, gateways: int, local: int, elsewhere: int, runs: int) -> dict[str, Any]:
-    from rotator.cluster.api import KubeAPI, connect
+    from rotator.kube.api import KubeAPI, connect
 
     with FakeCluster() as cluster, tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

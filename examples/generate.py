@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from rotator import pki
+from rotator.util import pki
 
 OUT = Path(__file__).parent / "secrets"
 

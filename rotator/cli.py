@@ -205,7 +205,7 @@ def _selection(parser: argparse.ArgumentParser) -> None:
 
 def _selection_of(args: argparse.Namespace) -> Any:
     """The Selection the flags ask for, or an exit code after a clear message."""
-    from rotator.selection import Selection, parse_selector
+    from rotator.plan.selection import Selection, parse_selector
 
     if args.all_namespaces and args.namespace:
         return _error("-n and -A: give one (-A is every namespace)")
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
         if args.command == "alert":
             return _alert_test(args, out)
         if args.command == "completion":
-            from rotator.completion import script
+            from rotator.commands.completion import script
 
             out.write(script(build_parser(), args.shell))
             return 0
@@ -380,8 +380,8 @@ def _error(message: str) -> int:
 
 
 def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
-    from rotator import logs
-    from rotator.config import ConfigError, load_config
+    from rotator.config.schema import ConfigError, load_config
+    from rotator.util import logs
 
     try:
         config = load_config(args.config)
@@ -401,8 +401,8 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
         if args.preflight:
             return _error("--preflight goes with --dry-run (a live pass always checks its issuers)")
 
-    from rotator.certs import utcnow
-    from rotator.timeutil import parse_when
+    from rotator.checks.certs import utcnow
+    from rotator.util.timeutil import parse_when
 
     now = utcnow()
     if args.at:
@@ -411,7 +411,7 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
         except ValueError as exc:
             return _error(f"--at: {exc}")
 
-    from rotator.report import exit_code, write_json, write_table, write_yaml
+    from rotator.report.document import exit_code, write_json, write_table, write_yaml
 
     api = None
     issuers: dict[str, Any] = {}
@@ -420,7 +420,7 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
         if isinstance(got, int):
             return got
         from rotator.issuers.factory import build_issuers
-        from rotator.runner import plan_with_facts
+        from rotator.live_pass import plan_with_facts
 
         # Offline: who issued each certificate is still known where it needs no cluster
         # (an ACME issuer's accept_issuers, a CA from files); no CA is contacted.
@@ -428,7 +428,7 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
         selection = _selection_of(args)
         if isinstance(selection, int):
             return selection
-        from rotator.selection import narrow
+        from rotator.plan.selection import narrow
 
         phases = Phases(enabled=False if args.quiet or args.log_format == "json" else None)
         gateways = len(got[0].istio_gateways) + len(got[0].kube_gateways)
@@ -442,7 +442,7 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
         api = _api(args)
         if isinstance(api, int):
             return api
-        from rotator.cluster.api import ApiError
+        from rotator.kube.api import ApiError
 
         if not args.dry_run:
             from rotator.issuers.factory import build_issuers
@@ -462,10 +462,10 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
         from dataclasses import replace
 
         from rotator.issuers.factory import build_issuers
-        from rotator.runner import issuer_health
+        from rotator.live_pass import issuer_health
 
         health = issuer_health(result, build_issuers(config, api, utcnow), lambda: now)
-        from rotator.runner import sink_health
+        from rotator.live_pass import sink_health
 
         health += sink_health(config, api, utcnow)
         if api is None:  # offline: a CA kept in a Secret cannot be read, which is no fault of the CA
@@ -487,7 +487,7 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
     elif args.output == "yaml":
         write_yaml(result, stdout)
     elif args.output == "summary":
-        from rotator.report import summary_line
+        from rotator.report.document import summary_line
 
         stdout.write(summary_line(result) + "\n")
     else:
@@ -496,15 +496,15 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
     if args.pushgateway:
         _push(args.pushgateway, result, config, api, issuers)
     if args.exit_codes == "job":
-        from rotator.report import unrenewed_expired
+        from rotator.report.document import unrenewed_expired
 
         return 1 if any(o.status == "failed" for o in result.renewals) or unrenewed_expired(result) else 0
     return exit_code(result)
 
 
 def _alert_test(args: argparse.Namespace, stdout: TextIO) -> int:
-    from rotator import logs
-    from rotator.config import ConfigError, load_config
+    from rotator.config.schema import ConfigError, load_config
+    from rotator.util import logs
 
     try:
         config = load_config(args.config)
@@ -524,8 +524,8 @@ def _alert_test(args: argparse.Namespace, stdout: TextIO) -> int:
         api = _api(args)
         if isinstance(api, int):
             return api
-    from rotator.certs import utcnow
-    from rotator.runner import test_alerts
+    from rotator.checks.certs import utcnow
+    from rotator.live_pass import test_alerts
 
     results = test_alerts(config, api, utcnow)
     for name, outcome in results:
@@ -535,8 +535,8 @@ def _alert_test(args: argparse.Namespace, stdout: TextIO) -> int:
 
 def _one(args: argparse.Namespace, stdout: TextIO) -> int:
     """rotator status / rotator renew NAMESPACE/NAME."""
-    from rotator import logs
-    from rotator.config import ConfigError, load_config
+    from rotator.config.schema import ConfigError, load_config
+    from rotator.util import logs
 
     try:
         config = load_config(args.config)
@@ -550,9 +550,9 @@ def _one(args: argparse.Namespace, stdout: TextIO) -> int:
     api = _api(args)
     if isinstance(api, int):
         return api
-    from rotator.certs import utcnow
-    from rotator.cluster.api import ApiError
-    from rotator.selection import Selection
+    from rotator.checks.certs import utcnow
+    from rotator.kube.api import ApiError
+    from rotator.plan.selection import Selection
 
     selection = Selection(secret=(namespace, name))
     try:
@@ -570,10 +570,10 @@ def _one(args: argparse.Namespace, stdout: TextIO) -> int:
             f"no Gateway references Secret {namespace}/{name} where Istio reads it (rotator status lists only "
             "credentials a Gateway uses; check the name, or run rotator check)"
         )
-    from rotator.report import exit_code, write_json, write_table
+    from rotator.report.document import exit_code, write_json, write_table
 
     if args.command == "status":
-        from rotator.status import describe, document
+        from rotator.commands.status import describe, document
 
         if args.output == "json":
             import json
@@ -608,8 +608,8 @@ def _run_live(
 ) -> Any:
     """The very pass the daemon runs (read, plan, renew, alert), so the two cannot drift
     apart; a writing pass takes the daemon's Lease and stops cleanly on SIGTERM."""
-    from rotator.certs import utcnow
-    from rotator.runner import live_pass
+    from rotator.checks.certs import utcnow
+    from rotator.live_pass import live_pass
 
     progress = progress or (lambda phase: None)
 
@@ -631,8 +631,8 @@ def _run_live(
             )[0]
     import socket
 
-    from rotator.cluster.leader import one_pass_lease
-    from rotator.timeutil import parse_duration
+    from rotator.kube.leader import one_pass_lease
+    from rotator.util.timeutil import parse_duration
 
     lease = config.daemon.lease
     identity = f"check/{os.environ.get('POD_NAME') or socket.gethostname()}/{os.getpid()}"
@@ -667,16 +667,16 @@ def _push(url: str, result: Any, config: Any, api: Any, issuers: dict[str, Any])
     """Best effort: a Pushgateway that is down is logged, never fails the pass."""
     import time
 
-    from rotator import logs
-    from rotator.metrics import Metrics
+    from rotator.report.metrics import Metrics
+    from rotator.util import logs
 
     metrics = Metrics()
     metrics.observe(result, 0.0, time.time(), dict(api.stats.by_result) if api is not None else {})
     for name, issuer in issuers.items():
         metrics.acme(name, dict(getattr(issuer, "requests", {})))
     if api is not None and any(o.status == "renewed" for o in result.renewals):
-        from rotator.certs import utcnow
-        from rotator.runner import live_pass
+        from rotator.checks.certs import utcnow
+        from rotator.live_pass import live_pass
 
         metrics.snapshot(live_pass(api, config, utcnow, dry_run=True)[0])  # the state after renewing
     try:
@@ -686,8 +686,8 @@ def _push(url: str, result: Any, config: Any, api: Any, issuers: dict[str, Any])
 
 
 def _from_files(args: argparse.Namespace, config: Any, stdin: TextIO) -> tuple[Any, list[Any]] | int:
-    from rotator.inventory import build_inventory
-    from rotator.loader import InputError, load
+    from rotator.discover.files import InputError, load
+    from rotator.discover.wire import build_inventory
     from rotator.model import Finding, ObjectRef
 
     try:
@@ -717,7 +717,7 @@ def _from_files(args: argparse.Namespace, config: Any, stdin: TextIO) -> tuple[A
 
 def _api(args: argparse.Namespace) -> Any:
     """A KubeAPI for the configured cluster, or an exit code after a clear message."""
-    from rotator.cluster.api import KubeAPI, connect
+    from rotator.kube.api import KubeAPI, connect
 
     missing = _missing_kubeconfig(args.kubeconfig)
     if missing is not None:
@@ -750,16 +750,16 @@ def _missing_kubeconfig(explicit: str | None) -> str | None:
 
 
 def _daemon(args: argparse.Namespace) -> int:
-    from rotator import logs
-    from rotator.certs import utcnow
-    from rotator.config import ConfigError, load_config
+    from rotator.checks.certs import utcnow
+    from rotator.config.schema import ConfigError, load_config
+    from rotator.util import logs
 
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         return _error(str(exc))
     if args.listen:
-        from rotator.timeutil import parse_listen
+        from rotator.util.timeutil import parse_listen
 
         try:
             parse_listen(args.listen)
@@ -770,14 +770,14 @@ def _daemon(args: argparse.Namespace) -> int:
     api = _api(args)
     if isinstance(api, int):
         return api
-    from rotator.daemon import Daemon
+    from rotator.commands.daemon import Daemon
 
     return Daemon(api, config, utcnow).run_until_signalled()
 
 
 def _rollback(args: argparse.Namespace, stdout: TextIO) -> int:
-    from rotator import logs
-    from rotator.config import ConfigError, load_config
+    from rotator.config.schema import ConfigError, load_config
+    from rotator.util import logs
 
     try:
         config = load_config(args.config)
@@ -790,12 +790,12 @@ def _rollback(args: argparse.Namespace, stdout: TextIO) -> int:
     api = _api(args)
     if isinstance(api, int):
         return api
-    from rotator.certs import utcnow
-    from rotator.cluster.api import ApiError
-    from rotator.cluster.events import EventRecorder
-    from rotator.cluster.reader import read_cluster
-    from rotator.cluster.writer import ANN_BACKUP_AT, ANN_SERIAL, SecretWriter
-    from rotator.discovery import DiscoveryOptions, discover
+    from rotator.apply.secret_writer import ANN_BACKUP_AT, ANN_SERIAL, SecretWriter
+    from rotator.checks.certs import utcnow
+    from rotator.discover.credentials import DiscoveryOptions, discover
+    from rotator.kube.api import ApiError
+    from rotator.kube.events import EventRecorder
+    from rotator.kube.reader import read_cluster
 
     writer = SecretWriter(api, utcnow, EventRecorder(api, utcnow))
     try:
@@ -811,7 +811,7 @@ def _rollback(args: argparse.Namespace, stdout: TextIO) -> int:
         specs, _ = discover(read_cluster(api, options).inventory, options)
     except ApiError as exc:
         return _error(str(exc))
-    from rotator.renewal import copy_key
+    from rotator.apply.renewer import copy_key
 
     primary = next((s for s in specs if (s.namespace, s.name, s.role) == (namespace, name, "server")), None)
     references = list(primary.references) if primary is not None else []
@@ -881,7 +881,7 @@ def _progress(paths: list[str]):  # type: ignore[no-untyped-def]
     """A stderr progress line for long inputs on a terminal; None otherwise."""
     if not sys.stderr.isatty():
         return None
-    from rotator.loader import expand_paths
+    from rotator.discover.files import expand_paths
 
     try:
         files = expand_paths(paths)

@@ -9,14 +9,14 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from rotator import checklist
-from rotator.config import Config
-from rotator.discovery import DiscoveryOptions, discover
+from rotator.checks.inspect import InspectOptions, inspect
+from rotator.config.schema import Config
+from rotator.discover import wiring as checklist
+from rotator.discover.credentials import DiscoveryOptions, discover
 from rotator.findings import internal_error
-from rotator.inspection import InspectOptions, inspect
 from rotator.model import NO_FACTS, CheckResult, Credential, CredentialSpec, Finding, Inventory, ObjectRef, PlanFacts
-from rotator.policy import plan
-from rotator.timeutil import parse_duration
+from rotator.plan.policy import plan
+from rotator.util.timeutil import parse_duration
 
 
 def run_check(

@@ -16,8 +16,8 @@ from cryptography import x509
 from cryptography.x509 import DNSName
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from rotator import certs
-from rotator.config import SecretKeyRef
+from rotator.checks import certs
+from rotator.config.schema import SecretKeyRef
 from rotator.issuers import dns01 as dns01_module
 from rotator.issuers.acme_issuer import ACMEIssuer, account_key_store, ari_due, offers
 from rotator.issuers.base import IssueRequest, IssuerError
@@ -252,7 +252,7 @@ def test_http01_in_a_cluster_routes_the_challenge_with_a_temporary_virtualservic
 
 def test_no_tsig_secret_eab_key_or_account_key_in_logs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """Debug logs of a DNS-01 issuance with EAB, and of failures, never carry credentials."""
-    from rotator import logs
+    from rotator.util import logs
 
     logs.configure("debug", "json")
     hmac = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")

@@ -1,4 +1,4 @@
-"""The seed checklist (rotator/checklist.py) against Istio's routing rules (reference note §6, §7).
+"""The seed checklist (rotator/discover/wiring.py) against Istio's routing rules (reference note §6, §7).
 
 Each rule has a case that must produce the finding and one that must not; the cases are
 built as manifests and fed through the real inventory parser.
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from rotator import checklist
-from rotator.discovery import DiscoveryOptions
+from rotator.discover import wiring as checklist
+from rotator.discover.credentials import DiscoveryOptions
 from rotator.model import Finding
 from tests.support import factory as f
 

@@ -491,7 +491,7 @@ def _json_of(argv: list[str]) -> str:
 
 
 def test_no_color_and_a_pipe_width_from_columns(monkeypatch: Any) -> None:
-    from rotator.report import table_width
+    from rotator.report.document import table_width
 
     assert table_width(io.StringIO(), {"COLUMNS": "97"}) == 97
     assert table_width(io.StringIO(), {}) == 200
@@ -597,7 +597,7 @@ def test_completion_scripts_offer_the_commands_and_their_options(tmp_path: Path)
 
 def test_a_long_pass_names_its_phase_on_a_terminal_and_clears_it(tmp_path: Path) -> None:
     from rotator.cli import Phases
-    from rotator.runner import live_pass
+    from rotator.live_pass import live_pass
     from tests.support import kube
     from tests.support.fakeapi import FakeCluster
 
@@ -615,7 +615,7 @@ def test_a_long_pass_names_its_phase_on_a_terminal_and_clears_it(tmp_path: Path)
 
     with FakeCluster(rbac_manifests=kube.deploy_rbac()) as fake:
         kube.seed_object(fake, f.ingress())
-        from rotator.config import parse_config
+        from rotator.config.schema import parse_config
 
         live_pass(kube.api(fake.kubeconfig(tmp_path / "kc")), parse_config({}), lambda: f.NOW, True, progress=record)
     phases.done()
@@ -638,7 +638,7 @@ def test_nothing_readable_is_exit_3_like_an_empty_folder(tmp_path: Path) -> None
 
 
 def test_folders_skip_dot_folders_and_chart_templates_and_honour_exclude(tmp_path: Path) -> None:
-    from rotator.loader import expand_paths
+    from rotator.discover.files import expand_paths
 
     (tmp_path / ".venv/lib").mkdir(parents=True)
     (tmp_path / ".venv/lib/x.yaml").write_text("a: 1\n")

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from rotator.cli import main
-from rotator.cluster.api import ApiError
-from rotator.cluster.reader import read_cluster
+from rotator.kube.api import ApiError
+from rotator.kube.reader import read_cluster
 from tests.support import factory as f
 from tests.support import kube
 from tests.support.fakeapi import FakeCluster
@@ -155,7 +155,7 @@ def test_retries_are_bounded(tmp_path: Path) -> None:
 def test_not_found_and_client_errors_are_not_retried(tmp_path: Path) -> None:
     with FakeCluster() as cluster:
         api = kube.api(cluster.kubeconfig(tmp_path / "kc"))
-        from rotator.cluster.api import SECRETS
+        from rotator.kube.api import SECRETS
 
         assert api.get(SECRETS, "istio-system", "nope") is None
         cluster.fault(resource="secrets", status=403, times=1)
@@ -169,7 +169,7 @@ def test_client_configuration_prefers_explicit_then_in_cluster_then_kubeconfig(
 ) -> None:
     import kubernetes.config
 
-    from rotator.cluster.api import connect
+    from rotator.kube.api import connect
 
     calls: list[str] = []
     monkeypatch.setattr(kubernetes.config, "load_incluster_config", lambda **_k: calls.append("in-cluster"))

@@ -15,10 +15,7 @@ from typing import Any
 import pytest
 from freezegun import freeze_time
 
-from rotator.cli import main
-from rotator.cluster.api import KubeAPI
-from rotator.cluster.events import EventRecorder
-from rotator.cluster.writer import (
+from rotator.apply.secret_writer import (
     ANN_BACKUP_OF,
     ANN_ROLLED_BACK_AT,
     ANN_SERIAL,
@@ -26,7 +23,10 @@ from rotator.cluster.writer import (
     Material,
     SecretWriter,
 )
-from rotator.inspection import INVALID_CODES, InspectOptions, inspect
+from rotator.checks.inspect import INVALID_CODES, InspectOptions, inspect
+from rotator.cli import main
+from rotator.kube.api import KubeAPI
+from rotator.kube.events import EventRecorder
 from rotator.model import CredentialSpec, Inventory, Reference, Secret
 from tests.support import factory as f
 from tests.support import kube
@@ -333,10 +333,10 @@ def test_rbac_in_deploy_is_exactly_sufficient(tmp_path: Path) -> None:
         assert writer.write(NS, NAME, material(), [REF]).status == "rotated"  # prunes the first backup
         assert writer.rollback(NS, NAME, [REF]).status == "rolled-back"
         # rotator's own namespace: the issuer's CA Secret, the ACME account key, the state
-        from rotator.config import ACMEIssuerConfig
+        from rotator.config.schema import ACMEIssuerConfig
         from rotator.issuers.acme_issuer import account_key_store
         from rotator.issuers.factory import secret_data
-        from rotator.state import ConfigMapState
+        from rotator.kube.state import ConfigMapState
 
         kube.seed_object(cluster, f.secret("internal-ca", "rotator", data={"tls.crt": b"x", "tls.key": b"y"}))
         assert set(secret_data(api, "rotator/internal-ca")) == {"tls.crt", "tls.key"}
@@ -354,7 +354,7 @@ def test_rbac_in_deploy_is_exactly_sufficient(tmp_path: Path) -> None:
         routes.add(HOST, [f"{NS}/gw"], name)
         routes.add(HOST, [f"{NS}/gw"], name)  # a retry of the same order replaces its route
         routes.remove(name)
-        from rotator.cluster.leader import one_pass_lease
+        from rotator.kube.leader import one_pass_lease
 
         with one_pass_lease(api, "rotator", "rotator-leader", "check/test", lambda: f.NOW) as may_write:
             assert may_write()  # created, renewed, then released: get/create/update
@@ -384,7 +384,7 @@ def test_rollback_command(env: Env, tmp_path: Path) -> None:
 
 
 def test_key_material_never_reaches_logs_or_events(env: Env, capsys: Any) -> None:
-    from rotator import logs
+    from rotator.util import logs
 
     logs.configure("debug", "json")
     new = material()
@@ -551,8 +551,8 @@ def test_rollback_of_a_deleted_secret_restores_its_metadata(env: Env) -> None:
 
 
 def test_long_names_make_valid_backup_and_event_names(env: Env) -> None:
-    from rotator.cluster.events import event_name
-    from rotator.cluster.writer import safe_stem
+    from rotator.apply.secret_writer import safe_stem
+    from rotator.kube.events import event_name
 
     name = ("a" * 199) + "." + ("b" * 53)
     assert len(name) == 253

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rotator.config import ACMEIssuerConfig, CAIssuerConfig, ConfigError, env_overrides, load_config
+from rotator.config.schema import ACMEIssuerConfig, CAIssuerConfig, ConfigError, env_overrides, load_config
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "rotator.yaml"
 
@@ -285,7 +285,7 @@ def test_bad_override_names_the_variable() -> None:
 def test_state_namespace_moves_all_of_rotators_own_objects() -> None:
     """Installed in another namespace (the Helm chart sets state_namespace to the release's),
     the Lease, ACME account keys and HTTP-01 routes follow; explicit settings still win."""
-    from rotator.config import Config
+    from rotator.config.schema import Config
 
     acme = {"type": "acme", "directory": "https://acme.test/dir", "terms_agreed": True}
     cfg = Config.model_validate(
@@ -325,7 +325,7 @@ def test_a_malformed_issuers_section_is_a_config_error_with_state_namespace_set(
 
 
 def test_an_unknown_key_gets_a_did_you_mean() -> None:
-    from rotator.config import ConfigError, parse_config
+    from rotator.config.schema import ConfigError, parse_config
 
     with pytest.raises(ConfigError) as err:
         parse_config({"renewal": {"concurency": 4}, "rules": [{"issuer": "x", "hots": ["a"]}], "zzz": 1})

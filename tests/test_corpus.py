@@ -22,11 +22,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rotator.config import parse_config
-from rotator.inventory import build_inventory
-from rotator.loader import LoadResult, parse_text
+from rotator.config.schema import parse_config
+from rotator.discover.files import LoadResult, parse_text
+from rotator.discover.wire import build_inventory
 from rotator.pipeline import run_check
-from rotator.report import to_document
+from rotator.report.document import to_document
 from tests.support import factory as f
 
 HANG_SECONDS = 10.0

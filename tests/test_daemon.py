@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
-from rotator import pki
-from rotator.cluster.leader import LeaderElector
-from rotator.config import parse_config
-from rotator.daemon import Daemon
+from rotator.commands.daemon import Daemon
+from rotator.config.schema import parse_config
 from rotator.issuers.ca import CAIssuer, load_material
+from rotator.kube.leader import LeaderElector
+from rotator.util import pki
 from tests.support import factory as f
 from tests.support import kube
 from tests.support.fakeapi import FakeCluster

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from rotator.discovery import DiscoveryOptions, discover, parse_credential_name
+from rotator.discover.credentials import DiscoveryOptions, discover, parse_credential_name
 from rotator.model import CheckResult, CredentialSpec, Finding
 from tests.support import factory as f
 
@@ -817,7 +817,7 @@ def test_gateway_api_frontend_configmap_in_another_namespace_needs_a_configmap_g
 
 
 def test_credential_name_and_credential_names_together_are_flagged() -> None:
-    from rotator.discovery import discover
+    from rotator.discover.credentials import discover
 
     gw = f.gateway("gw", [f.server(["a.example.com"], "one", credentialNames=["two"])])
     specs, found = discover(f.inventory(f.ingress(), gw))

@@ -6,7 +6,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from rotator.configdoc import render
+from rotator.config.reference import render
 from rotator.findings import CATALOGUE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +24,7 @@ def test_every_finding_code_is_documented_with_cause_and_fix() -> None:
 
 def test_configuration_reference_is_generated_from_the_models() -> None:
     assert (ROOT / "docs/configuration.md").read_text() == render(), (
-        "docs/configuration.md is stale: run python -m rotator.configdoc > docs/configuration.md"
+        "docs/configuration.md is stale: run python -m rotator.config.reference > docs/configuration.md"
     )
 
 
@@ -32,7 +32,7 @@ def test_configuration_reference_covers_every_field_of_every_model() -> None:
     """Generated is not enough: a nested model (an Optional one, say) could be skipped."""
     from pydantic import BaseModel
 
-    import rotator.config as config_module
+    import rotator.config.schema as config_module
 
     text = (ROOT / "docs/configuration.md").read_text()
     documented = set(re.findall(r"^\| `(?:[^`]*\.)?([a-z0-9_]+)` \|", text, re.M))

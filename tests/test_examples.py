@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rotator.config import load_config
-from rotator.inventory import build_inventory
-from rotator.loader import load
+from rotator.config.schema import load_config
+from rotator.discover.files import load
+from rotator.discover.wire import build_inventory
 from rotator.pipeline import run_check
 
 ROOT = Path(__file__).resolve().parent.parent

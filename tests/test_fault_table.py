@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from rotator.apply.pending import pending_name
 from rotator.cli import main
 from rotator.issuers.ca import CAIssuer
-from rotator.pending import pending_name
 from tests.support import factory as f
 from tests.support import kube
 from tests.support.fakeapi import FakeCluster
@@ -68,7 +68,7 @@ def malformed(fake: FakeCluster, ca: CA) -> None:
 
 
 def cacerts(fake: FakeCluster, ca: CA) -> None:
-    from rotator import pki
+    from rotator.util import pki
 
     base(fake, ca)
     pem, key = pki.cert_pem(ca.cert), pki.key_pem(ca.key)

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from rotator.cli import build_parser
-from rotator.config import ACMEIssuerConfig, load_config
+from rotator.config.schema import ACMEIssuerConfig, load_config
 from tests.support import kube
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -599,7 +599,7 @@ def test_inconsistent_values_fail_the_render_with_the_reason(values: dict[str, A
 
 def test_values_schema_is_generated_from_the_config_models() -> None:
     p = subprocess.run(
-        [sys.executable, "-m", "rotator.helmschema", "--check"], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-m", "rotator.config.helm_schema", "--check"], capture_output=True, text=True, cwd=ROOT
     )
     assert p.returncode == 0, p.stderr
 
@@ -660,7 +660,7 @@ def test_the_daemon_starts_from_the_charts_rendered_config(values: dict[str, Any
     start with it (it crash-looped on CronTrigger.from_crontab(jitter=...))."""
     from datetime import UTC, datetime
 
-    from rotator.daemon import Daemon
+    from rotator.commands.daemon import Daemon
     from tests.support.fakeapi import FakeCluster
 
     cfg = shipped_config(render(values), tmp_path)
@@ -682,7 +682,7 @@ def test_the_daemon_starts_from_the_charts_rendered_config(values: dict[str, Any
 
 
 def test_bad_schedules_and_listen_addresses_fail_when_the_config_loads(tmp_path: Path) -> None:
-    from rotator.config import ConfigError, parse_config
+    from rotator.config.schema import ConfigError, parse_config
 
     for daemon, field in (
         ({"cron": "nonsense"}, "daemon.cron"),

@@ -3,7 +3,7 @@ quiet on its healthy counterpart.
 
 The rules come from the reference note ``istio-gateway-credentials.md`` (§3 key names and
 precedence, §4 what Envoy rejects, §7.3 SAN coverage). Everything runs through the real
-pipeline with real certificates built by ``rotator.pki``.
+pipeline with real certificates built by ``rotator.util.pki``.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from freezegun import freeze_time
 
-from rotator import certs, pki
+from rotator.checks import certs
 from rotator.model import CheckResult, Credential, Finding, ObjectRef
+from rotator.util import pki
 from tests.support import factory as f
 
 NS = "istio-system"
@@ -931,7 +932,7 @@ def test_check_at_the_current_time_uses_the_clock() -> None:
 
 def _check_lenient(secret: dict[str, Any]) -> CheckResult:
     """Like ``check`` but lets inventory findings through, as the CLI does."""
-    from rotator.inventory import build_inventory
+    from rotator.discover.wire import build_inventory
     from rotator.model import RawObject, Source
     from rotator.pipeline import run_check
 

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-import rotator.discovery
-import rotator.inventory
+import rotator.discover.credentials
+import rotator.discover.wire
 import rotator.pipeline
+from rotator.apply.secret_writer import SecretWriter
 from rotator.cli import main
-from rotator.cluster.writer import SecretWriter
 from rotator.issuers.ca import CAIssuer
-from rotator.pagerduty import Notifier
+from rotator.report.alerts.pagerduty import Notifier
 from tests.support import factory as f
 from tests.support import kube
 from tests.support.fakeapi import FakeCluster
@@ -73,8 +73,8 @@ def is_b(value: Any) -> bool:
 
 
 STAGES: dict[str, tuple[Any, str, Callable[..., bool]]] = {
-    "inventory": (rotator.inventory, "_secret", lambda body, *a: body["metadata"]["name"] == "b-tls"),
-    "discovery": (rotator.discovery, "_discover_istio", lambda gw, *a: gw.name == "gw-b"),
+    "inventory": (rotator.discover.wire, "_secret", lambda body, *a: body["metadata"]["name"] == "b-tls"),
+    "discovery": (rotator.discover.credentials, "_discover_istio", lambda gw, *a: gw.name == "gw-b"),
     "inspection": (rotator.pipeline, "inspect", lambda spec, *a: spec.name == "b-tls"),
     "planning": (rotator.pipeline, "plan", lambda cred, *a: cred.spec.name == "b-tls"),
     "issuing": (CAIssuer, "issue", lambda self, request: request.name == "b-tls"),

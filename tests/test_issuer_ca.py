@@ -12,9 +12,10 @@ from cryptography.x509 import DNSName
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from rotator import certs, pki
+from rotator.checks import certs
 from rotator.issuers.base import IssueRequest, IssuerError
 from rotator.issuers.ca import CAIssuer, load_material
+from rotator.util import pki
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -13,7 +13,7 @@ import pytest
 from rotator.issuers.acme_issuer import ACMEIssuer
 from rotator.issuers.base import IssueRequest, IssuerError
 from rotator.issuers.journal import Artefact, ChallengeJournal, Leftover, give_up, stale
-from rotator.state import ConfigMapState, MemoryState
+from rotator.kube.state import ConfigMapState, MemoryState
 from tests.support import acmeenv, kube
 from tests.support.acmeenv import txt
 from tests.support.fakeapi import FakeCluster
@@ -257,8 +257,8 @@ def test_a_sweep_survives_malformed_entries_and_never_deletes_on_another_server(
 
 def test_a_live_pass_sweeps_before_it_renews(tmp_path: Path) -> None:
     """Leftovers go on the next pass, not only on the issuer's next order (weeks later)."""
-    from rotator.config import Config
-    from rotator.runner import live_pass
+    from rotator.config.schema import Config
+    from rotator.live_pass import live_pass
 
     with FakeCluster(rbac_manifests=kube.deploy_rbac()) as cluster:
         api = kube.api(cluster.kubeconfig(tmp_path / "kc"))

@@ -1,4 +1,4 @@
-"""Reading manifests (rotator.loader) and turning them into the inventory (rotator.inventory)."""
+"""Reading manifests (rotator.discover.files) and turning them into the inventory (rotator.discover.wire)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rotator.inventory import build_inventory
-from rotator.loader import InputError, LoadResult, RawObject, expand_paths, load, parse_text
+from rotator.discover.files import InputError, LoadResult, RawObject, expand_paths, load, parse_text
+from rotator.discover.wire import build_inventory
 from rotator.model import Finding, Inventory, Source
 from tests.support import factory as f
 

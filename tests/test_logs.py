@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import structlog
 
-from rotator import logs, pki
 from rotator.model import Secret
+from rotator.util import logs, pki
 
 TOKEN = "tok-5f1c2e9a7b3d4c8e"
 ROUTING_KEY = "rk-0a9b8c7d6e5f4a3b"
@@ -186,7 +186,7 @@ def test_redact_processor_directly(pems: list[str]) -> None:
 
 
 def test_suffix_named_credentials_are_redacted_but_operational_fields_kept() -> None:
-    from rotator.logs import is_sensitive
+    from rotator.util.logs import is_sensitive
 
     for name in ("api_token", "PagerDuty_Routing_Key", "eab_hmac", "db_password", "Authorization", "acme_private_key"):
         assert is_sensitive(name), name
@@ -199,7 +199,7 @@ def test_every_line_of_a_pass_carries_its_run_id_even_from_worker_threads(capsys
     import json
     from concurrent.futures import ThreadPoolExecutor
 
-    from rotator import logs
+    from rotator.util import logs
 
     logs.configure("info", "json")
     run_id = logs.new_run_id()

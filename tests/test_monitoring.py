@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rotator.metrics import Metrics
 from rotator.model import RenewalOutcome
+from rotator.report.metrics import Metrics
 from tests.support import factory as f
 
 ROOT = Path(__file__).resolve().parent.parent

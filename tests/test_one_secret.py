@@ -103,8 +103,8 @@ def test_a_narrowed_pass_renews_a_secret_s_copies_together_and_keeps_their_safet
 ) -> None:
     """-n picks one copy of a Secret read in two gateway namespaces: both are renewed
     together (one certificate), and the half-written pending certificate is used, not swept."""
+    from rotator.apply.pending import PENDING_LABEL, pending_name
     from rotator.issuers.ca import CAIssuer
-    from rotator.pending import PENDING_LABEL, pending_name
 
     calls: list[str] = []
     inner = CAIssuer.issue

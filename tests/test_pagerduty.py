@@ -13,11 +13,11 @@ from typing import Any
 
 import yaml
 
-from rotator.alerting import clip, dedup_key, desired, page_for, plan_actions
-from rotator.config import PagerDutyConfig, SecretKeyRef
-from rotator.pagerduty import Notifier, RateLimiter, Transport
-from rotator.retry import RetryPolicy
-from rotator.state import MemoryState
+from rotator.config.schema import PagerDutyConfig, SecretKeyRef
+from rotator.kube.state import MemoryState
+from rotator.report.alerts.decide import clip, dedup_key, desired, page_for, plan_actions
+from rotator.report.alerts.pagerduty import Notifier, RateLimiter, Transport
+from rotator.util.retry import RetryPolicy
 from tests.support import factory as f
 from tests.support import kube
 from tests.support.alerts import KEY, expired_result, healthy_result
@@ -122,7 +122,7 @@ def test_transient_failures_are_retried_within_budget() -> None:
 
 
 def test_a_400_is_never_retried_and_the_change_is_kept_for_next_time(capsys: Any) -> None:
-    from rotator import logs
+    from rotator.util import logs
 
     logs.configure("info", "json")
     state = MemoryState()
@@ -162,7 +162,7 @@ def test_a_storm_stays_under_the_per_key_rate() -> None:
 
 
 def test_an_invalid_routing_key_turns_alerting_off_without_leaking_it(capsys: Any) -> None:
-    from rotator import logs
+    from rotator.util import logs
 
     logs.configure("info", "json")
     with PagerDutyDouble() as pd:
@@ -266,7 +266,7 @@ def test_change_events_for_successful_rotations_only() -> None:
 
 
 def test_a_new_routing_key_does_not_send_resolves_pagerduty_would_drop(capsys: Any) -> None:
-    from rotator import logs
+    from rotator.util import logs
 
     logs.configure("info", "json")
     state = MemoryState()

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from rotator.cli import main
-from rotator.cluster.leader import LEASES, LeaderElector, one_pass_lease
+from rotator.kube.leader import LEASES, LeaderElector, one_pass_lease
 from tests.support import factory as f
 from tests.support import kube
 from tests.support.fakeapi import FakeCluster

@@ -119,7 +119,7 @@ def test_an_open_ari_window_is_planned_by_the_dry_run_and_renewed_by_the_real_pa
     dry run asks renewalInfo (an unauthenticated GET) and plans the renewal."""
     import pytest
 
-    from rotator import certs
+    from rotator.checks import certs
     from tests.support import acmeenv
     from tests.support.acmeenv import ZONE, ari_pebble, issuer, request
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from rotator.cli import main
-from rotator.config import ACMEIssuerConfig, DNS01Config, SecretKeyRef
+from rotator.config.schema import ACMEIssuerConfig, DNS01Config, SecretKeyRef
 from rotator.issuers.acme_issuer import ACMEIssuer
 from tests.support import acmeenv, kube
 from tests.support import factory as f

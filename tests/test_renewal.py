@@ -20,11 +20,12 @@ from cryptography import x509
 from cryptography.x509 import DNSName
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from rotator import certs, pki
+from rotator.apply.renewer import backoff_delay, failure_entry, pending_name
+from rotator.checks import certs
 from rotator.cli import main
 from rotator.issuers.base import IssuerError
-from rotator.renewal import backoff_delay, failure_entry, pending_name
-from rotator.state import ConfigMapState
+from rotator.kube.state import ConfigMapState
+from rotator.util import pki
 from tests.support import acmeenv, kube, localhttp
 from tests.support import factory as f
 from tests.support.fakeapi import FakeCluster

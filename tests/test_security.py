@@ -72,7 +72,7 @@ def secret_writes(fake: FakeCluster) -> list[tuple[str, str | None]]:
 
 def istio_cacerts() -> dict[str, Any]:
     ca = CA("Mesh Root")
-    from rotator import pki
+    from rotator.util import pki
 
     pem, key = pki.cert_pem(ca.cert), pki.key_pem(ca.key)
     return f.secret(
@@ -261,10 +261,10 @@ def test_unknown_keys_stop_the_write_unless_allowed_and_never_reach_a_backup(fak
 def test_the_writer_refuses_a_secret_that_turned_into_a_ca_since_the_plan(tmp_path: Path) -> None:
     """A Secret writer swaps content between plan and write: the writer checks what it
     has just read, not what was planned."""
-    from rotator import pki
-    from rotator.cluster.events import EventRecorder
-    from rotator.cluster.writer import Material, SecretWriter
+    from rotator.apply.secret_writer import Material, SecretWriter
+    from rotator.kube.events import EventRecorder
     from rotator.model import Reference
+    from rotator.util import pki
 
     ca = CA()
     with FakeCluster(rbac_manifests=kube.deploy_rbac()) as fake:

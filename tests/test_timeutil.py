@@ -9,8 +9,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from rotator.config import ConfigError, parse_config
-from rotator.timeutil import (
+from rotator.config.schema import ConfigError, parse_config
+from rotator.util.timeutil import (
     DEFAULT_RENEW_BEFORE,
     RenewBefore,
     format_duration,
@@ -240,7 +240,7 @@ def test_parse_when_rejects(text: str) -> None:
 )
 def test_crontab_weekdays_mean_what_they_mean_in_crontab(expr: str, days: str) -> None:
     """APScheduler 3 counts 0 as Monday; a crontab counts it as Sunday."""
-    from rotator.timeutil import crontab_fields
+    from rotator.util.timeutil import crontab_fields
 
     assert crontab_fields(expr)["day_of_week"] == days
 
@@ -249,7 +249,7 @@ def test_crontab_weekdays_mean_what_they_mean_in_crontab(expr: str, days: str) -
     "text,ok", [("0.0.0.0:9090", ("0.0.0.0", 9090)), (":8080", ("0.0.0.0", 8080)), ("[::]:9", ("::", 9))]
 )
 def test_listen_addresses(text: str, ok: tuple[str, int]) -> None:
-    from rotator.timeutil import parse_listen
+    from rotator.util.timeutil import parse_listen
 
     assert parse_listen(text) == ok
     for bad in ("9090", "host:", "host:70000", "a b:1"):

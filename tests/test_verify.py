@@ -9,8 +9,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from rotator.apply.verify import probe_name, served_serial, verify
 from rotator.model import Reference
-from rotator.verify import probe_name, served_serial, verify
 from tests.support import factory as f
 
 
@@ -131,8 +131,8 @@ def test_nothing_listening_is_reported_too() -> None:
 
 def test_an_open_not_served_alert_is_reprobed_each_pass(tmp_path: Path) -> None:
     """It stays open while the gateway serves another serial, and clears once it serves ours."""
-    from rotator.config import parse_config
-    from rotator.runner import still_not_served
+    from rotator.config.schema import parse_config
+    from rotator.live_pass import still_not_served
 
     served, current = f.make_leaf(["app.example.com"]), f.make_leaf(["app.example.com"])
     gw = Gateway(tmp_path, served)

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from rotator.cluster.api import SECRETS, ApiError
-from rotator.pending import CLAIM_TTL, PENDING_ANN_CLAIMED_AT, PENDING_ANN_CLAIMED_BY, PENDING_LABEL, pending_name
+from rotator.apply.pending import CLAIM_TTL, PENDING_ANN_CLAIMED_AT, PENDING_ANN_CLAIMED_BY, PENDING_LABEL, pending_name
+from rotator.kube.api import SECRETS, ApiError
 from tests.support import factory as f
 from tests.support import kube
 from tests.support.fakeapi import FakeCluster
@@ -209,10 +209,10 @@ def test_a_ca_secret_that_cannot_be_read_is_renewal_failed_with_the_api_s_words(
     with FakeCluster(rbac_manifests=kube.deploy_rbac()) as fake:
         seed_one(fake, ca)
         kc = fake.kubeconfig(tmp_path / "kc")
-        from rotator.config import parse_config
+        from rotator.apply.renewer import Renewer
+        from rotator.config.schema import parse_config
         from rotator.issuers.factory import build_issuers
-        from rotator.renewal import Renewer
-        from rotator.state import MemoryState
+        from rotator.kube.state import MemoryState
 
         api = kube.api(kc)
         api.sleep = lambda s: None  # the back-off's length is not under test
@@ -222,7 +222,7 @@ def test_a_ca_secret_that_cannot_be_read_is_renewal_failed_with_the_api_s_words(
                 "rules": [{"issuer": "internal"}],
             }
         )
-        from rotator.cluster.writer import SecretWriter
+        from rotator.apply.secret_writer import SecretWriter
 
         renewer = Renewer(api, config, build_issuers(config, api, now), SecretWriter(api, now), MemoryState(), now)
         fake.fault(method="GET", name="internal-ca", status=status, times=times)
@@ -258,8 +258,8 @@ def test_continue_tokens_that_always_expire_fall_back_to_one_full_list(tmp_path:
 
 
 def test_a_failed_backup_names_the_backup_not_the_secret(tmp_path: Path) -> None:
-    from rotator.cluster.events import EventRecorder
-    from rotator.cluster.writer import Material, SecretWriter
+    from rotator.apply.secret_writer import Material, SecretWriter
+    from rotator.kube.events import EventRecorder
     from rotator.model import Reference
 
     ca = CA()
@@ -269,7 +269,7 @@ def test_a_failed_backup_names_the_backup_not_the_secret(tmp_path: Path) -> None
         writer = SecretWriter(api, now, EventRecorder(api, now))
         fake.fault(method="POST", resource="secrets", path_contains="", status=403, times=1)
         crt, key, _ = ca.leaf([HOST], days_left=60)
-        from rotator import pki
+        from rotator.util import pki
 
         ref = Reference("networking.istio.io", "Gateway", NS, "gw", "https", 443, "SIMPLE", (HOST,))
         out = writer.write(NS, NAME, Material(crt + pki.cert_pem(ca.cert), key), [ref])
@@ -282,8 +282,8 @@ def test_a_failed_backup_names_the_backup_not_the_secret(tmp_path: Path) -> None
 def test_a_claim_lasts_at_least_twice_the_longest_order_the_config_allows() -> None:
     from datetime import timedelta
 
-    from rotator.config import parse_config
-    from rotator.renewal import longest_order
+    from rotator.apply.renewer import longest_order
+    from rotator.config.schema import parse_config
 
     acme = {
         "type": "acme",
@@ -295,7 +295,7 @@ def test_a_claim_lasts_at_least_twice_the_longest_order_the_config_allows() -> N
     slow = parse_config({"issuers": {"le": {**acme, "timeout": "1h"}}})
     assert longest_order(slow) == timedelta(hours=1)
     fake_api: Any = object()
-    from rotator.pending import PendingStore
+    from rotator.apply.pending import PendingStore
 
     store = PendingStore(fake_api, now, "me", ttl=2 * longest_order(slow))
     claim = {"metadata": {"annotations": {PENDING_ANN_CLAIMED_BY: "other/1", PENDING_ANN_CLAIMED_AT: _ago(90)}}}

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
-from rotator.config import ConfigError, WebhookConfig, load_config
+from rotator.config.schema import ConfigError, WebhookConfig, load_config
+from rotator.kube.state import MemoryState
 from rotator.model import RenewalOutcome
-from rotator.state import MemoryState
-from rotator.webhook import WebhookNotifier, sign
+from rotator.report.alerts.webhook import WebhookNotifier, sign
 from tests.support import factory as f
 from tests.support import kube, localhttp
 from tests.support.alerts import KEY, expired_result, healthy_result
@@ -86,7 +86,7 @@ def test_trigger_once_then_resolve_signed_and_authorized() -> None:
 
 
 def test_a_wrong_secret_is_refused_and_nothing_is_recorded_as_sent(capsys: Any) -> None:
-    from rotator import logs
+    from rotator.util import logs
 
     logs.configure("info", "json")
     state = MemoryState()
@@ -200,9 +200,9 @@ def test_pagerduty_and_a_webhook_across_two_rotator_check_processes_and_one_sink
 def test_delivery_outcomes_reach_the_pass_result_and_the_metrics(tmp_path: Path) -> None:
     """Alerting that fails must show somewhere other than in itself: a failed webhook and
     an unreadable routing key are counted per sink in rotator_alert_events_total."""
-    from rotator.config import Config
-    from rotator.metrics import Metrics
-    from rotator.runner import live_pass
+    from rotator.config.schema import Config
+    from rotator.live_pass import live_pass
+    from rotator.report.metrics import Metrics
 
     with FakeCluster(rbac_manifests=kube.deploy_rbac()) as fake, WebhookDouble(SECRET, TOKEN) as chat:
         kube.seed_object(fake, f.ingress())
@@ -273,8 +273,8 @@ def test_plain_http_needs_consent() -> None:
 
 def test_a_broken_webhook_never_stops_pagerduty(tmp_path: Path) -> None:
     """A missing ca_bundle (or any error building the sink) is that sink's problem only."""
-    from rotator.config import Config
-    from rotator.runner import live_pass
+    from rotator.config.schema import Config
+    from rotator.live_pass import live_pass
 
     with FakeCluster(rbac_manifests=kube.deploy_rbac()) as fake, PagerDutyDouble() as pd:
         kube.seed_object(fake, f.ingress())
@@ -296,8 +296,8 @@ def test_a_broken_webhook_never_stops_pagerduty(tmp_path: Path) -> None:
 
 
 def test_retries_never_wait_past_the_passs_budget() -> None:
-    from rotator.delivery import JSONPoster
-    from rotator.retry import RetryPolicy
+    from rotator.report.alerts.post import JSONPoster
+    from rotator.util.retry import RetryPolicy
 
     now = [0.0]
     sleeps: list[float] = []
@@ -316,7 +316,7 @@ def test_retries_never_wait_past_the_passs_budget() -> None:
 
 
 def test_pagerduty_caps_a_servers_retry_after_at_8_seconds() -> None:
-    from rotator.pagerduty import Transport
+    from rotator.report.alerts.pagerduty import Transport
 
     t = Transport("http://127.0.0.1:9")
     assert t.retry.delay(0, retry_after=60) == 8.0 and t.retry.cap == 8.0

@@ -35,16 +35,17 @@ from josepy.json_util import field as jose_field
 from josepy.jwa import ES256, RS256
 from josepy.jwk import JWK, JWKEC, JWKRSA
 
-from rotator import certs, pki
-from rotator.cluster.api import SECRETS, KubeAPI
-from rotator.config import ACMEIssuerConfig
+from rotator.checks import certs
+from rotator.config.schema import ACMEIssuerConfig
 from rotator.issuers.base import Issued, IssueRequest, IssuerError
 from rotator.issuers.dns01 import Record, RFC2136Solver, split_hostport
 from rotator.issuers.http01 import ClusterRoutes, HTTP01Responder, delete_route
 from rotator.issuers.journal import Artefact, ChallengeJournal, give_up
-from rotator.logs import get_logger
+from rotator.kube.api import SECRETS, KubeAPI
 from rotator.model import Finding
-from rotator.timeutil import parse_duration
+from rotator.util import pki
+from rotator.util.logs import get_logger
+from rotator.util.timeutil import parse_duration
 
 T = TypeVar("T")
 USER_AGENT = "rotator (+https://github.com/rotator-dev/rotator)"
@@ -648,14 +649,14 @@ def _identifiers(csr_pem: bytes) -> list[messages.Identifier]:
 
 
 def ari_jitter(cert: x509.Certificate) -> float:
-    from rotator.policy import ari_jitter as jitter
+    from rotator.plan.policy import ari_jitter as jitter
 
     return jitter(format(cert.serial_number, "x"))
 
 
 def ari_due(window: tuple[datetime, datetime], cert: x509.Certificate, now: datetime) -> bool:
     """The planning rule (``policy.ari_due``), for an x509 certificate."""
-    from rotator.policy import ari_due as due
+    from rotator.plan.policy import ari_due as due
 
     return due(window, format(cert.serial_number, "x"), now)
 

@@ -14,7 +14,7 @@ from typing import Protocol
 from cryptography import x509
 
 from rotator.model import Finding
-from rotator.pki import KeyAlgorithm
+from rotator.util.pki import KeyAlgorithm
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,12 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import types
 
-from rotator import certs, pki
+from rotator.checks import certs
 from rotator.findings import finding
 from rotator.issuers.base import Issued, IssueRequest, IssuerError
 from rotator.model import Finding, ObjectRef
-from rotator.timeutil import rfc3339
+from rotator.util import pki
+from rotator.util.timeutil import rfc3339
 
 BACKDATE = timedelta(minutes=5)  # tolerate clock skew on clients
 

@@ -9,11 +9,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from rotator.cluster.api import SECRETS, ApiError, KubeAPI
-from rotator.config import CAIssuerConfig, Config, SecretKeyRef
+from rotator.config.schema import CAIssuerConfig, Config, SecretKeyRef
 from rotator.issuers.base import Issuer, IssuerError
 from rotator.issuers.ca import CAIssuer, CAMaterial, load_material
-from rotator.timeutil import parse_duration
+from rotator.kube.api import SECRETS, ApiError, KubeAPI
+from rotator.util.timeutil import parse_duration
 
 
 def read_value(ref: SecretKeyRef, api: KubeAPI | None) -> bytes:
@@ -86,7 +86,7 @@ def build_issuers(config: Config, api: KubeAPI | None, clock: Callable[[], datet
     journal = None
     if api is not None:
         from rotator.issuers.journal import ChallengeJournal
-        from rotator.state import ConfigMapState
+        from rotator.kube.state import ConfigMapState
 
         store = ConfigMapState(api, config.renewal.state_namespace, config.renewal.state_configmap, "challenges.json")
         journal = ChallengeJournal(store, clock)

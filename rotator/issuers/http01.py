@@ -18,8 +18,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from rotator.cluster.api import ApiError, KubeAPI, ResourceType
 from rotator.issuers.base import IssuerError
+from rotator.kube.api import ApiError, KubeAPI, ResourceType
 
 PREFIX = "/.well-known/acme-challenge/"
 VIRTUAL_SERVICES = ResourceType("networking.istio.io", "v1", "virtualservices", "VirtualService")

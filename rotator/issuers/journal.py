@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from rotator.state import Entry, StateStore
+from rotator.kube.state import Entry, StateStore
 
 # An artefact that could not be removed is dropped (with a warning) once removal has
 # failed for this long, over at least GIVE_UP_ATTEMPTS sweeps: the zone or the route

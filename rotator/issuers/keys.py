@@ -7,8 +7,8 @@ from typing import cast
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from rotator import certs
-from rotator.pki import KeyAlgorithm
+from rotator.checks import certs
+from rotator.util.pki import KeyAlgorithm
 
 DEFAULT: KeyAlgorithm = "ecdsa-p256"
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from rotator import pki
-from rotator.cluster.api import SECRETS, KubeAPI, ResourceType, connect
-from rotator.cluster.writer import Material, SecretWriter
+from rotator.apply.secret_writer import Material, SecretWriter
+from rotator.kube.api import SECRETS, KubeAPI, ResourceType, connect
 from rotator.model import Reference
+from rotator.util import pki
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = "istio-system"

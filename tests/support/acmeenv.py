@@ -26,10 +26,10 @@ from typing import Any
 import dns.message
 import dns.query
 
-from rotator import pki
-from rotator.config import ACMEIssuerConfig, DNS01Config, HTTP01Config, SecretKeyRef
+from rotator.config.schema import ACMEIssuerConfig, DNS01Config, HTTP01Config, SecretKeyRef
 from rotator.issuers.acme_issuer import ACMEIssuer
 from rotator.issuers.base import IssueRequest
+from rotator.util import pki
 
 ZONE = "acme.test"
 TSIG_NAME = "rotator-key"

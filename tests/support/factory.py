@@ -1,6 +1,6 @@
 """Builds real certificates, Secrets and manifests for tests.
 
-Everything is made with rotator.pki (real keys, real signatures) so tests exercise the
+Everything is made with rotator.util.pki (real keys, real signatures) so tests exercise the
 same parsing paths as production data. Manifests are plain dicts, fed through the real
 loader/inventory where a test is about the whole pipeline.
 """
@@ -14,11 +14,11 @@ from typing import Any
 
 from cryptography import x509
 
-from rotator import pki
-from rotator.config import Config, parse_config
-from rotator.inventory import build_inventory
-from rotator.loader import RawObject
+from rotator.config.schema import Config, parse_config
+from rotator.discover.files import RawObject
+from rotator.discover.wire import build_inventory
 from rotator.model import Inventory, Source
+from rotator.util import pki
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

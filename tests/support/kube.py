@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from rotator.cluster.api import KubeAPI, connect
-from rotator.loader import load
+from rotator.discover.files import load
+from rotator.kube.api import KubeAPI, connect
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")

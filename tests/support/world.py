@@ -11,14 +11,14 @@ from typing import Any
 import yaml
 from cryptography import x509
 
-from rotator import pki
-from rotator.cluster.writer import SecretWriter
-from rotator.config import parse_config
+from rotator.apply.renewer import Renewer
+from rotator.apply.secret_writer import SecretWriter
+from rotator.config.schema import parse_config
 from rotator.issuers.base import Issued, IssueRequest, IssuerError
 from rotator.issuers.ca import CAIssuer, load_material
+from rotator.kube.state import MemoryState
 from rotator.pipeline import run_check
-from rotator.renewal import Renewer
-from rotator.state import MemoryState
+from rotator.util import pki
 from tests.support import factory as f
 from tests.support import kube
 from tests.support.fakeapi import FakeCluster
@@ -135,7 +135,7 @@ def renewer_for(
 
 
 def plan_from_cluster(kc: Path, config: Any, when: datetime) -> tuple[Any, Any]:
-    from rotator.cluster.reader import read_cluster
+    from rotator.kube.reader import read_cluster
 
     inv = read_cluster(kube.api(kc)).inventory
     return run_check(inv, config, when), inv
