@@ -263,7 +263,7 @@ def build_sinks(
 ) -> tuple[list[tuple[str, Any]], dict[tuple[str, str], int]]:
     """The configured alert sinks, each with its secrets read; a sink whose secret cannot
     be read is counted ``unavailable`` (and logged), never an exception."""
-    from rotator.issuers.factory import read_value
+    from rotator.kube.secret_refs import read_value
     from rotator.kube.state import ConfigMapState, MemoryState
     from rotator.report.alerts.notifier import AlertNotifier
     from rotator.util.logs import get_logger

@@ -335,7 +335,7 @@ def test_rbac_in_deploy_is_exactly_sufficient(tmp_path: Path) -> None:
         # rotator's own namespace: the issuer's CA Secret, the ACME account key, the state
         from rotator.config.schema import ACMEIssuerConfig
         from rotator.issuers.acme_issuer import account_key_store
-        from rotator.issuers.factory import secret_data
+        from rotator.kube.secret_refs import secret_data
         from rotator.kube.state import ConfigMapState
 
         kube.seed_object(cluster, f.secret("internal-ca", "rotator", data={"tls.crt": b"x", "tls.key": b"y"}))

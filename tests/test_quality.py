@@ -55,3 +55,47 @@ def test_no_test_module_imports_another() -> None:
                 if parts[0] == "tests" and any(p.startswith("test_") or p == "conftest" for p in parts[1:]):
                     offenders.append(f"{path.relative_to(ROOT)} imports {name}")
     assert offenders == []
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """rotator's modules and what each imports, at the top or inside a function."""
+    import ast
+
+    pkg = ROOT / "rotator"
+    modules = {
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p for p in pkg.rglob("*.py")
+    }
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for mod, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rotator"):
+                targets = [
+                    f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                    for a in node.names
+                ]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names if a.name.startswith("rotator")]
+            graph[mod] |= {t for t in targets if t in modules and t != mod and t != "rotator"}
+    return graph
+
+
+def test_no_import_cycle() -> None:
+    """A cycle means two modules are one job split in two, or a seam pointing the wrong way."""
+    graph = _import_graph()
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append([*path[path.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for mod in sorted(graph):
+        if mod not in state:
+            visit(mod, [mod])
+    assert cycles == []

@@ -42,6 +42,7 @@ from rotator.issuers.dns01 import Record, RFC2136Solver, split_hostport
 from rotator.issuers.http01 import ClusterRoutes, HTTP01Responder, delete_route
 from rotator.issuers.journal import Artefact, ChallengeJournal, give_up
 from rotator.kube.api import SECRETS, KubeAPI
+from rotator.kube.secret_refs import SecretRefError, read_value
 from rotator.model import Finding
 from rotator.util import pki
 from rotator.util.logs import get_logger
@@ -170,15 +171,19 @@ class ACMEIssuer:
         clock: Callable[[], datetime],
         journal: ChallengeJournal | None = None,
     ) -> ACMEIssuer:
-        from rotator.issuers.factory import read_value
-
         def eab() -> str:
             assert cfg.eab_hmac is not None
-            return read_value(cfg.eab_hmac, api).decode()
+            try:
+                return read_value(cfg.eab_hmac, api).decode()
+            except SecretRefError as exc:
+                raise IssuerError(str(exc)) from exc
 
         def tsig() -> str:
             assert cfg.dns01 is not None
-            return read_value(cfg.dns01.tsig_secret, api).decode()
+            try:
+                return read_value(cfg.dns01.tsig_secret, api).decode()
+            except SecretRefError as exc:
+                raise IssuerError(str(exc)) from exc
 
         responder = HTTP01Responder(cfg.http01.listen) if cfg.solver == "http01" and cfg.http01 else None
         return cls(
