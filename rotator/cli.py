@@ -673,7 +673,7 @@ def _push(url: str, result: Any, config: Any, api: Any, issuers: dict[str, Any])
     metrics = Metrics()
     metrics.observe(result, 0.0, time.time(), dict(api.stats.by_result) if api is not None else {})
     for name, issuer in issuers.items():
-        metrics.acme(name, dict(getattr(issuer, "requests", {})))
+        metrics.acme(name, dict(issuer.requests))
     if api is not None and any(o.status == "renewed" for o in result.renewals):
         from rotator.checks.certs import utcnow
         from rotator.live_pass import live_pass

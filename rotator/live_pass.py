@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from rotator.config.schema import Config
+from rotator.issuers.base import Issuer
 from rotator.kube.api import KubeAPI
 from rotator.model import CheckResult, Finding, Inventory
 from rotator.plan.selection import Selection
@@ -47,7 +48,7 @@ def renew(
     api: KubeAPI,
     clock: Callable[[], datetime],
     may_write: Callable[[], bool] = lambda: True,
-    issuers: Mapping[str, object] | None = None,
+    issuers: Mapping[str, Issuer] | None = None,
     narrowed: bool = False,
 ) -> CheckResult:
     """Run the plan's renewals; their outcomes and findings join the report."""
@@ -59,12 +60,10 @@ def renew(
     built = issuers if issuers is not None else build_issuers(config, api, clock)
     writer = SecretWriter(api, clock, EventRecorder(api, clock), retention=config.renewal.backup_retention)
     state = state_store(api, config)
-    renewer = Renewer(api, config, built, writer, state, clock, may_write=may_write)  # type: ignore[arg-type]
+    renewer = Renewer(api, config, built, writer, state, clock, may_write=may_write)
     if may_write():
         for issuer in built.values():  # leftovers of orders a killed pod left behind
-            sweep = getattr(issuer, "sweep", None)
-            if sweep is not None:
-                sweep()
+            issuer.sweep()
     outcomes = renewer.run(result, inventory, sweep=not narrowed)
     applied = [f for o in outcomes for f in o.findings]
     if config.verify.enabled:
@@ -175,7 +174,7 @@ def live_pass(
     clock: Callable[[], datetime],
     dry_run: bool,
     may_write: Callable[[], bool] = lambda: True,
-    issuers: dict[str, object] | None = None,
+    issuers: Mapping[str, Issuer] | None = None,
     selection: Selection | None = None,
     forced: frozenset[str] = frozenset(),
     progress: Callable[[str], None] = lambda phase: None,

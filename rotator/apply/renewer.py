@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import contextvars
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -157,7 +157,7 @@ class Renewer:
         self,
         api: KubeAPI,
         config: Config,
-        issuers: dict[str, Issuer],
+        issuers: Mapping[str, Issuer],
         writer: SecretWriter,
         state: StateStore,
         clock: Callable[[], datetime],

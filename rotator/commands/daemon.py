@@ -14,12 +14,13 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from rotator.config.schema import Config
+from rotator.issuers.base import Issuer
 from rotator.kube.api import ApiError, KubeAPI
 from rotator.kube.leader import LeaderElector
 from rotator.live_pass import live_pass
@@ -35,7 +36,7 @@ class Daemon:
         config: Config,
         clock: Callable[[], datetime],
         identity: str | None = None,
-        issuers: dict[str, object] | None = None,
+        issuers: Mapping[str, Issuer] | None = None,
     ) -> None:
         self.api = api
         self.config = config
@@ -46,7 +47,7 @@ class Daemon:
         if issuers is None:
             from rotator.issuers.factory import build_issuers
 
-            issuers = build_issuers(config, api, clock)  # type: ignore[assignment]
+            issuers = build_issuers(config, api, clock)
         self.issuers = issuers
         self._acme_seen: dict[str, dict[str, int]] = {}
         self.metrics = Metrics()
@@ -109,7 +110,7 @@ class Daemon:
             except Exception as exc:
                 self.log.warning("post-renewal re-read failed; metrics show the plan", error=str(exc))
         for name, issuer in (self.issuers or {}).items():
-            counts = dict(getattr(issuer, "requests", {}))
+            counts = dict(issuer.requests)
             seen = self._acme_seen.get(name, {})
             self.metrics.acme(name, {k: v - seen.get(k, 0) for k, v in counts.items()})
             self._acme_seen[name] = counts

@@ -7,6 +7,7 @@ a network.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -48,7 +49,15 @@ class IssuerError(Exception):
 
 
 class Issuer(Protocol):
+    """What the plan, the renewer, preflight and metrics need from a CA; nothing is reached
+    by ``getattr``, so a new issuer is complete when it type-checks against this."""
+
     name: str
+
+    @property
+    def requests(self) -> Mapping[str, int]:
+        """Requests made to the CA so far, by result (``rotator_acme_requests_total``); an
+        issuer that talks to no server keeps it empty."""
 
     def issue(self, request: IssueRequest) -> Issued:
         """Issue a certificate for the request; raise IssuerError on failure."""
@@ -63,3 +72,7 @@ class Issuer(Protocol):
 
     def renewal_window(self, cert: x509.Certificate) -> tuple[datetime, datetime] | None:
         """The CA's suggested renewal window (ACME ARI), or None."""
+
+    def sweep(self) -> None:
+        """Remove what orders of a killed pod left behind (challenge records, routes); a
+        no-op for an issuer that leaves nothing. Called once per pass that may write."""

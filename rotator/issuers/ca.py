@@ -66,6 +66,10 @@ class CAIssuer:
         self.clock = clock
         self.warn_before = warn_before
         self.client_auth = client_auth
+        self.requests: dict[str, int] = {}  # signs locally: no CA server to count requests to
+
+    def sweep(self) -> None:
+        """Signing leaves nothing behind to remove."""
 
     @property
     def material(self) -> CAMaterial:

@@ -103,6 +103,13 @@ class Counting:
     def renewal_window(self, cert: x509.Certificate) -> None:
         return None
 
+    @property
+    def requests(self) -> dict[str, int]:
+        return dict(self.inner.requests)
+
+    def sweep(self) -> None:
+        self.inner.sweep()
+
 
 def renewer_for(
     fake: FakeCluster,
