@@ -63,6 +63,31 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
     "conflicting-gateways": ("error", "Two Gateways claim the same port and host on the same workloads"),
 }
 
+# Named classes of codes: each decision that keys on a kind of finding reads it here, so a
+# new code is classified in one place, beside its catalogue row.
+
+# The certificate's content makes the credential unusable: Istio cannot serve it.
+UNUSABLE_CONTENT = frozenset({"invalid-pem", "missing-keys", "key-mismatch", "cert-not-yet-valid"})
+# The reference itself is broken: Istio will not load the Secret from where it is named.
+BROKEN_REFERENCE = frozenset({"cross-namespace-reference", "reference-not-permitted", "cacert-name-for-server"})
+# Either: the credential's state is ``invalid``, whatever its dates say.
+INVALID = UNUSABLE_CONTENT | BROKEN_REFERENCE
+# What a freshly issued candidate must not have before it may replace a serving credential.
+BLOCKS_WRITE = frozenset(
+    {
+        "invalid-pem",
+        "missing-keys",
+        "key-mismatch",
+        "chain-order",
+        "cert-expired",
+        "cert-not-yet-valid",
+        "host-not-covered",
+        "weak-key",
+        "weak-signature",
+        "stale-ocsp-staple",
+    }
+)
+
 
 def finding(code: str, message: str, obj: ObjectRef | None = None, severity: Severity | None = None) -> Finding:
     """Build a finding; the severity comes from the catalogue unless the context raises it."""

@@ -23,8 +23,9 @@ from rotator.apply.secret_writer import (
     Material,
     SecretWriter,
 )
-from rotator.checks.inspect import INVALID_CODES, InspectOptions, inspect
+from rotator.checks.inspect import InspectOptions, inspect
 from rotator.cli import main
+from rotator.findings import INVALID
 from rotator.kube.api import KubeAPI
 from rotator.kube.events import EventRecorder
 from rotator.model import CredentialSpec, Inventory, Reference, Secret
@@ -52,7 +53,7 @@ def assert_serves(cluster: FakeCluster, name: str = NAME) -> dict[str, Any]:
     secret = Secret(NS, name, obj.get("type", "Opaque"), data_of(obj))
     spec = CredentialSpec("Secret", NS, name, "server", (REF,))
     cred = inspect(spec, Inventory(secrets=(secret,)), f.NOW, InspectOptions())
-    bad = [x for x in cred.findings if x.code in INVALID_CODES | {"cert-expired", "host-not-covered"}]
+    bad = [x for x in cred.findings if x.code in INVALID | {"cert-expired", "host-not-covered"}]
     assert not bad, bad
     return obj
 

@@ -129,3 +129,18 @@ def test_the_jq_recipes_work_on_a_dry_run_and_a_real_pass(tmp_path: Path) -> Non
         in answers[("What is skipped, and why (no issuer, another CA, cert-manager's, paused, back-off)?", "dry run")]
     )
     assert json.loads(answers[("How many findings of each code?", "dry run")])
+
+
+def test_every_code_class_names_catalogued_codes() -> None:
+    """A typo in a code class would silently never match; each member must be a real code."""
+    from rotator import findings
+
+    classes = {
+        "UNUSABLE_CONTENT": findings.UNUSABLE_CONTENT,
+        "BROKEN_REFERENCE": findings.BROKEN_REFERENCE,
+        "INVALID": findings.INVALID,
+        "BLOCKS_WRITE": findings.BLOCKS_WRITE,
+    }
+    unknown = {name: sorted(codes - set(findings.CATALOGUE)) for name, codes in classes.items()}
+    assert unknown == {name: [] for name in classes}
+    assert findings.UNUSABLE_CONTENT <= findings.BLOCKS_WRITE  # a candidate Istio cannot serve is never written

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from rotator import findings
 from rotator.checks import certs
 from rotator.checks.inspect import InspectOptions, inspect, select_server_keys
 from rotator.kube.api import SECRETS, ApiError, KubeAPI
@@ -44,21 +45,6 @@ ANN_BACKUP_METADATA = "rotator.io/backup-metadata"  # the original labels and an
 ANN_BACKUP_TYPE = "rotator.io/backup-type"  # backups are Opaque, so expiry exporters skip them
 OCSP_KEY = "tls.ocsp-staple"
 TLS_FAMILY = ("tls.crt", "tls.key")
-# What a candidate must not have before it may replace a serving credential.
-BLOCKING = frozenset(
-    {
-        "invalid-pem",
-        "missing-keys",
-        "key-mismatch",
-        "chain-order",
-        "cert-expired",
-        "cert-not-yet-valid",
-        "host-not-covered",
-        "weak-key",
-        "weak-signature",
-        "stale-ocsp-staple",
-    }
-)
 
 Status = Literal["rotated", "created", "unchanged", "skipped", "failed", "rolled-back"]
 
@@ -109,7 +95,7 @@ def validate(
         "candidate", "candidate", "kubernetes.io/tls", {family[0]: material.chain_pem, family[1]: material.key_pem}
     )
     cred = inspect(spec, Inventory(secrets=(candidate,)), now, InspectOptions(verify_signatures=True))
-    return [f for f in cred.findings if f.code in BLOCKING]
+    return [f for f in cred.findings if f.code in findings.BLOCKS_WRITE]
 
 
 def leaf_facts(chain_pem: bytes) -> tuple[str, str]:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 
+from rotator import findings
 from rotator.checks import certs as c
 from rotator.findings import finding
 from rotator.hosts import coverage_targets, covered
@@ -21,18 +22,6 @@ from rotator.util.timeutil import rfc3339
 INVISIBLE_TYPES = frozenset({"helm.sh/release.v1", "kubernetes.io/service-account-token"})
 SERVER_FAMILIES = (("cert", "key"), ("tls.crt", "tls.key"))
 CA_KEYS = ("cacert", "ca.crt")
-# Findings that mean the gateway cannot use the credential at all.
-INVALID_CODES = frozenset(
-    {
-        "invalid-pem",
-        "missing-keys",
-        "key-mismatch",
-        "cert-not-yet-valid",
-        "cross-namespace-reference",
-        "reference-not-permitted",
-        "cacert-name-for-server",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -157,7 +146,7 @@ def select_ca_key(data: dict[str, bytes]) -> str | None:
 
 
 def _state(found: list[Finding], expired: bool) -> State:
-    if any(f.code in INVALID_CODES for f in found):
+    if any(f.code in findings.INVALID for f in found):
         return "invalid"
     return "expired" if expired else "ok"
 

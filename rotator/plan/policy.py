@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from rotator import findings
 from rotator.config.schema import Config, Rule
 from rotator.findings import finding
 from rotator.hosts import covered, strip_namespace
@@ -34,8 +35,6 @@ RENEW_BEFORE_ANNOTATION = "rotator.io/renew-before"
 ISSUED_BY_ANNOTATION = "rotator.io/issued-by"
 RENEWAL_ANNOTATION = "rotator.io/renewal"
 ISSUER_ANNOTATION = "rotator.io/issuer"
-INVALID_CONTENT = frozenset({"invalid-pem", "missing-keys", "key-mismatch", "cert-not-yet-valid"})
-BROKEN_REFERENCE = frozenset({"cross-namespace-reference", "reference-not-permitted", "cacert-name-for-server"})
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ def secret_does_not_exist(i: PolicyInput) -> str | None:
 
 
 def secret_content_invalid(i: PolicyInput) -> str | None:
-    bad = sorted(_codes(i) & INVALID_CONTENT)
+    bad = sorted(_codes(i) & findings.UNUSABLE_CONTENT)
     return f"the Secret's content is unusable ({', '.join(bad)})" if bad else None
 
 
@@ -181,7 +180,7 @@ def renewal_paused(i: PolicyInput) -> Blocked | None:
 
 def reference_is_broken(i: PolicyInput) -> Blocked | None:
     """A new certificate cannot fix a reference Istio refuses; the reference finding already says so."""
-    bad = _codes(i) & BROKEN_REFERENCE
+    bad = _codes(i) & findings.BROKEN_REFERENCE
     return (f"reference refused ({', '.join(sorted(bad))}); fix the reference first", None) if bad else None
 
 
