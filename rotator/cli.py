@@ -380,7 +380,7 @@ def _error(message: str) -> int:
 
 
 def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
-    from rotator.config.schema import ConfigError, load_config
+    from rotator.config.load import ConfigError, load_config
     from rotator.util import logs
 
     try:
@@ -503,7 +503,7 @@ def _check(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
 
 
 def _alert_test(args: argparse.Namespace, stdout: TextIO) -> int:
-    from rotator.config.schema import ConfigError, load_config
+    from rotator.config.load import ConfigError, load_config
     from rotator.util import logs
 
     try:
@@ -535,7 +535,7 @@ def _alert_test(args: argparse.Namespace, stdout: TextIO) -> int:
 
 def _one(args: argparse.Namespace, stdout: TextIO) -> int:
     """rotator status / rotator renew NAMESPACE/NAME."""
-    from rotator.config.schema import ConfigError, load_config
+    from rotator.config.load import ConfigError, load_config
     from rotator.util import logs
 
     try:
@@ -751,7 +751,7 @@ def _missing_kubeconfig(explicit: str | None) -> str | None:
 
 def _daemon(args: argparse.Namespace) -> int:
     from rotator.checks.certs import utcnow
-    from rotator.config.schema import ConfigError, load_config
+    from rotator.config.load import ConfigError, load_config
     from rotator.util import logs
 
     try:
@@ -776,7 +776,7 @@ def _daemon(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace, stdout: TextIO) -> int:
-    from rotator.config.schema import ConfigError, load_config
+    from rotator.config.load import ConfigError, load_config
     from rotator.util import logs
 
     try:

@@ -615,7 +615,7 @@ def test_a_long_pass_names_its_phase_on_a_terminal_and_clears_it(tmp_path: Path)
 
     with FakeCluster(rbac_manifests=kube.deploy_rbac()) as fake:
         kube.seed_object(fake, f.ingress())
-        from rotator.config.schema import parse_config
+        from rotator.config.load import parse_config
 
         live_pass(kube.api(fake.kubeconfig(tmp_path / "kc")), parse_config({}), lambda: f.NOW, True, progress=record)
     phases.done()

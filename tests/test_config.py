@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rotator.config.schema import ACMEIssuerConfig, CAIssuerConfig, ConfigError, env_overrides, load_config
+from rotator.config.load import ConfigError, env_overrides, load_config
+from rotator.config.schema import ACMEIssuerConfig, CAIssuerConfig
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "rotator.yaml"
 
@@ -325,7 +326,7 @@ def test_a_malformed_issuers_section_is_a_config_error_with_state_namespace_set(
 
 
 def test_an_unknown_key_gets_a_did_you_mean() -> None:
-    from rotator.config.schema import ConfigError, parse_config
+    from rotator.config.load import ConfigError, parse_config
 
     with pytest.raises(ConfigError) as err:
         parse_config({"renewal": {"concurency": 4}, "rules": [{"issuer": "x", "hots": ["a"]}], "zzz": 1})

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rotator.config.schema import parse_config
+from rotator.config.load import parse_config
 from rotator.discover.files import LoadResult, parse_text
 from rotator.discover.wire import build_inventory
 from rotator.pipeline import run_check

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from rotator.commands.daemon import Daemon
-from rotator.config.schema import parse_config
+from rotator.config.load import parse_config
 from rotator.issuers.ca import CAIssuer, load_material
 from rotator.kube.leader import LeaderElector
 from rotator.util import pki

@@ -160,7 +160,7 @@ def test_the_cronjob_runs_a_command_rotator_has() -> None:
 
 def test_the_shipped_config_is_the_documented_example() -> None:
     """deploy/base/rotator.yaml (the ConfigMap) is config/rotator.yaml: one file, never two."""
-    from rotator.config.schema import load_config
+    from rotator.config.load import load_config
 
     assert (ROOT / "deploy/base/rotator.yaml").read_text() == (ROOT / "config/rotator.yaml").read_text()
     load_config(str(ROOT / "deploy/base/rotator.yaml"), environ={})

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rotator.config.schema import load_config
+from rotator.config.load import load_config
 from rotator.discover.files import load
 from rotator.discover.wire import build_inventory
 from rotator.pipeline import run_check

@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from rotator.cli import build_parser
-from rotator.config.schema import ACMEIssuerConfig, load_config
+from rotator.config.load import load_config
+from rotator.config.schema import ACMEIssuerConfig
 from tests.support import kube
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -682,7 +683,7 @@ def test_the_daemon_starts_from_the_charts_rendered_config(values: dict[str, Any
 
 
 def test_bad_schedules_and_listen_addresses_fail_when_the_config_loads(tmp_path: Path) -> None:
-    from rotator.config.schema import ConfigError, parse_config
+    from rotator.config.load import ConfigError, parse_config
 
     for daemon, field in (
         ({"cron": "nonsense"}, "daemon.cron"),

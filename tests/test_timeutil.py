@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from rotator.config.schema import ConfigError, parse_config
+from rotator.config.load import ConfigError, parse_config
 from rotator.util.timeutil import (
     DEFAULT_RENEW_BEFORE,
     RenewBefore,

@@ -131,7 +131,7 @@ def test_nothing_listening_is_reported_too() -> None:
 
 def test_an_open_not_served_alert_is_reprobed_each_pass(tmp_path: Path) -> None:
     """It stays open while the gateway serves another serial, and clears once it serves ours."""
-    from rotator.config.schema import parse_config
+    from rotator.config.load import parse_config
     from rotator.live_pass import still_not_served
 
     served, current = f.make_leaf(["app.example.com"]), f.make_leaf(["app.example.com"])

@@ -210,7 +210,7 @@ def test_a_ca_secret_that_cannot_be_read_is_renewal_failed_with_the_api_s_words(
         seed_one(fake, ca)
         kc = fake.kubeconfig(tmp_path / "kc")
         from rotator.apply.renewer import Renewer
-        from rotator.config.schema import parse_config
+        from rotator.config.load import parse_config
         from rotator.issuers.factory import build_issuers
         from rotator.kube.state import MemoryState
 
@@ -283,7 +283,7 @@ def test_a_claim_lasts_at_least_twice_the_longest_order_the_config_allows() -> N
     from datetime import timedelta
 
     from rotator.apply.renewer import longest_order
-    from rotator.config.schema import parse_config
+    from rotator.config.load import parse_config
 
     acme = {
         "type": "acme",

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from rotator.config.schema import ConfigError, WebhookConfig, load_config
+from rotator.config.load import ConfigError, load_config
+from rotator.config.schema import WebhookConfig
 from rotator.kube.state import MemoryState
 from rotator.model import RenewalOutcome
 from rotator.report.alerts.webhook import WebhookNotifier, sign

@@ -14,7 +14,8 @@ from typing import Any
 
 from cryptography import x509
 
-from rotator.config.schema import Config, parse_config
+from rotator.config.load import parse_config
+from rotator.config.schema import Config
 from rotator.discover.files import RawObject
 from rotator.discover.wire import build_inventory
 from rotator.model import Inventory, Source

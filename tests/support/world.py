@@ -13,7 +13,7 @@ from cryptography import x509
 
 from rotator.apply.renewer import Renewer
 from rotator.apply.secret_writer import SecretWriter
-from rotator.config.schema import parse_config
+from rotator.config.load import parse_config
 from rotator.issuers.base import Issued, IssueRequest, IssuerError
 from rotator.issuers.ca import CAIssuer, load_material
 from rotator.kube.state import MemoryState
