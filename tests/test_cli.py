@@ -596,7 +596,7 @@ def test_completion_scripts_offer_the_commands_and_their_options(tmp_path: Path)
 
 
 def test_a_long_pass_names_its_phase_on_a_terminal_and_clears_it(tmp_path: Path) -> None:
-    from rotator.cli import Phases
+    from rotator.commands.common import Phases
     from rotator.live_pass import live_pass
     from tests.support import kube
     from tests.support.fakeapi import FakeCluster

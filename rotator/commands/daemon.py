@@ -9,6 +9,7 @@ follower takes over at once, and the process exits 0.
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from rotator.commands.common import api_from_args, error
 from rotator.config.schema import Config
 from rotator.issuers.base import Issuer
 from rotator.kube.api import ApiError, KubeAPI
@@ -231,3 +233,28 @@ class Daemon:
             pass
         self.stop()
         return 0
+
+
+def daemon_command(args: argparse.Namespace) -> int:
+    from rotator.checks.certs import utcnow
+    from rotator.config.load import ConfigError, load_config
+    from rotator.util import logs
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        return error(str(exc))
+    if args.listen:
+        from rotator.util.timeutil import parse_listen
+
+        try:
+            parse_listen(args.listen)
+        except ValueError as exc:
+            return error(f"--listen: {exc}")
+        config = config.model_copy(update={"daemon": config.daemon.model_copy(update={"listen": args.listen})})
+    logs.configure(args.log_level or config.logging.level, args.log_format or config.logging.format)
+    api = api_from_args(args)
+    if isinstance(api, int):
+        return api
+
+    return Daemon(api, config, utcnow).run_until_signalled()
