@@ -15,14 +15,8 @@ from typing import Any
 import pytest
 from freezegun import freeze_time
 
-from rotator.apply.secret_writer import (
-    ANN_BACKUP_OF,
-    ANN_ROLLED_BACK_AT,
-    ANN_SERIAL,
-    LABEL_BACKUP_OF,
-    Material,
-    SecretWriter,
-)
+from rotator.apply.secret_bodies import ANN_BACKUP_OF, ANN_ROLLED_BACK_AT, ANN_SERIAL, LABEL_BACKUP_OF, Material
+from rotator.apply.secret_writer import SecretWriter
 from rotator.checks.inspect import InspectOptions, inspect
 from rotator.cli import main
 from rotator.findings import INVALID
@@ -552,7 +546,7 @@ def test_rollback_of_a_deleted_secret_restores_its_metadata(env: Env) -> None:
 
 
 def test_long_names_make_valid_backup_and_event_names(env: Env) -> None:
-    from rotator.apply.secret_writer import safe_stem
+    from rotator.apply.secret_bodies import safe_stem
     from rotator.kube.events import event_name
 
     name = ("a" * 199) + "." + ("b" * 53)

@@ -326,6 +326,49 @@ def test_copies_in_two_gateway_namespaces_get_one_certificate(tmp_path: Path) ->
         assert secret_data(fake, ns=NS)["tls.crt"] == secret_data(fake, ns="ingress-b")["tls.crt"]
 
 
+def test_an_issued_certificate_is_validated_once_for_all_its_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer takes Validated material: one inspection per issuance, not 2 + N."""
+    from rotator.apply import validate as validate_module
+
+    calls: list[str] = []
+    real = validate_module.inspect
+
+    def counting(spec: Any, *args: Any) -> Any:
+        calls.append(spec.name)
+        return real(spec, *args)
+
+    ca = CA()
+    with FakeCluster(rbac_manifests=kube.deploy_rbac(("ingress-b",))) as fake:
+        kube.seed_object(fake, f.ingress())
+        kube.seed_object(fake, f.ingress("ingress-b"))
+        kube.seed_object(fake, f.gateway("gw", [f.server([HOST], NAME)], namespace="edge"))
+        kube.seed_object(fake, ca.secret())
+        for ns in (NS, "ingress-b"):
+            crt, key, _ = ca.leaf([HOST], days_left=3)
+            kube.seed_object(fake, f.secret(NAME, namespace=ns, data={"tls.crt": crt, "tls.key": key}))
+        kc = fake.kubeconfig(tmp_path / "kc")
+        rules = [{"issuer": "internal", "gateway_namespaces": ["edge"]}]
+        renewer, _issuer, config = renewer_for(fake, kc, ca, rules=rules)
+        result, inv = plan_from_cluster(kc, config, now())
+        monkeypatch.setattr(validate_module, "inspect", counting)
+        (outcome,) = renewer.run(result, inv)
+        assert outcome.status == "renewed" and len(outcome.copies) == 2
+        assert calls == ["candidate"]
+
+
+def test_validated_material_cannot_be_made_except_by_validate() -> None:
+    from rotator.apply.secret_bodies import Material
+    from rotator.apply.validate import Rejected, Validated, validate
+
+    crt, key, _ = CA().leaf([HOST], days_left=30)
+    with pytest.raises(TypeError, match="validate only"):
+        Validated(Material(crt, key), (), ("tls.crt", "tls.key"), now())
+    assert isinstance(validate(Material(crt, key), (), now()), Validated)
+    assert isinstance(validate(Material(b"garbage", key), (), now()), Rejected)
+
+
 # --- against real pebble and BIND9 -------------------------------------------------------
 
 

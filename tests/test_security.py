@@ -261,7 +261,8 @@ def test_unknown_keys_stop_the_write_unless_allowed_and_never_reach_a_backup(fak
 def test_the_writer_refuses_a_secret_that_turned_into_a_ca_since_the_plan(tmp_path: Path) -> None:
     """A Secret writer swaps content between plan and write: the writer checks what it
     has just read, not what was planned."""
-    from rotator.apply.secret_writer import Material, SecretWriter
+    from rotator.apply.secret_bodies import Material
+    from rotator.apply.secret_writer import SecretWriter
     from rotator.kube.events import EventRecorder
     from rotator.model import Reference
     from rotator.util import pki

@@ -258,7 +258,8 @@ def test_continue_tokens_that_always_expire_fall_back_to_one_full_list(tmp_path:
 
 
 def test_a_failed_backup_names_the_backup_not_the_secret(tmp_path: Path) -> None:
-    from rotator.apply.secret_writer import Material, SecretWriter
+    from rotator.apply.secret_bodies import Material
+    from rotator.apply.secret_writer import SecretWriter
     from rotator.kube.events import EventRecorder
     from rotator.model import Reference
 

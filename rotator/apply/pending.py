@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from rotator.apply.secret_writer import LABEL_MANAGED_BY, Material, label_value, validate
+from rotator.apply.secret_bodies import LABEL_MANAGED_BY, Material, label_value
+from rotator.apply.validate import Rejected, Validated, validate
 from rotator.checks import certs
 from rotator.checks.inspect import select_server_keys
 from rotator.issuers.base import Issued
@@ -215,8 +216,9 @@ class PendingStore:
 
     def usable(
         self, ns: str, name: str, sans: tuple[str, ...], references: tuple[Reference, ...], now: datetime
-    ) -> Issued | None:
-        """A certificate an earlier pass ordered and did not write, if it still fits."""
+    ) -> tuple[Issued, Validated] | None:
+        """A certificate an earlier pass ordered and did not write, if it still fits; with
+        it validated, so the writer does not inspect it again."""
         try:
             obj = self.api.get(SECRETS, ns, pending_name(name))
         except ApiError:
@@ -226,16 +228,16 @@ class PendingStore:
             return None  # nothing, or only a claim
         if self._held_elsewhere(obj) is not None:
             return None  # a live pass is about to write it; claim() says so
-        if validate(material, references, now):
+        issuer = _annotations(obj).get(PENDING_ANN_ISSUER, "")
+        checked = validate(Material(material.chain_pem, material.key_pem, issuer), references, now)
+        if isinstance(checked, Rejected):
             return None  # expired or no longer covering the hosts: order anew
         have = set(_annotations(obj).get(PENDING_ANN_SANS, "").split(","))
         if not set(sans) <= have:
             return None
         leaf = certs.parse_bundle(material.chain_pem).certs[0]
-        issuer = _annotations(obj).get(PENDING_ANN_ISSUER, "")
-        return Issued(
-            material.chain_pem, material.key_pem, format(leaf.serial_number, "x"), certs.not_after(leaf), issuer
-        )
+        serial = format(leaf.serial_number, "x")
+        return Issued(material.chain_pem, material.key_pem, serial, certs.not_after(leaf), issuer), checked
 
     def drop(self, ns: str, name: str) -> bool:
         try:

@@ -25,7 +25,9 @@ from typing import Any, Literal
 from cryptography import x509
 
 from rotator.apply.pending import PendingStore, pending_name
-from rotator.apply.secret_writer import Material, SecretWriter, validate
+from rotator.apply.secret_bodies import Material
+from rotator.apply.secret_writer import SecretWriter
+from rotator.apply.validate import Rejected, validate
 from rotator.checks import certs
 from rotator.checks.inspect import InspectOptions, inspect, select_server_keys
 from rotator.config.schema import Config
@@ -308,7 +310,7 @@ class Renewer:
                 )
         kept = True  # a reused pending certificate is its own safety net
         if pending is not None:
-            issued, reused = pending, True
+            (issued, checked), reused = pending, True
         else:
             algorithm, pkcs1 = keys.choose(self.config.renewal.key_algorithm, current_key)
             gateways = tuple(
@@ -339,15 +341,15 @@ class Renewer:
                 self.pending.drop(ns, name)
                 raise
             reused = False
-            problems = validate(Material(issued.chain_pem, issued.key_pem, issued.issuer), references, self.clock())
-            if problems:
+            # validated once, here: the writer takes only Validated material
+            verdict = validate(Material(issued.chain_pem, issued.key_pem, issued.issuer), references, self.clock())
+            if isinstance(verdict, Rejected):
                 self.pending.drop(ns, name)
-                note = "; ".join(f"{p.code}: {p.message}" for p in problems)
                 return self._failed(
-                    lead, names, IssuerError(f"issued certificate rejected: {note}"), "validation failed"
+                    lead, names, IssuerError(f"issued certificate rejected: {verdict.note}"), "validation failed"
                 )
+            checked = verdict
             kept = self.pending.keep(ns, name, issued, sans)
-        material = Material(issued.chain_pem, issued.key_pem, issued.issuer)
         if not self.may_write():  # lost the Lease while ordering (or SIGTERM): the pending Secret keeps it
             self.pending.unclaim(ns, name)
             return RenewalOutcome(
@@ -363,8 +365,7 @@ class Renewer:
             )
         outcomes = self.writer.write_copies(
             [(c.spec.namespace, c.spec.name) for c in copies],
-            material,
-            references,
+            checked,
             still_needed=lambda current: self._still_needed(current, lead, inv),
             # the versions the plan was made from: a change since then is re-checked, never overwritten
             read_versions={

@@ -10,52 +10,45 @@ writes what it has not validated.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from rotator import findings
-from rotator.checks import certs
-from rotator.checks.inspect import InspectOptions, inspect, select_server_keys
+from rotator.apply.secret_bodies import (
+    ANN_BACKUP_OF,
+    ANN_BACKUP_RV,
+    ANN_BACKUP_TYPE,
+    ANN_RENEWAL,
+    ANN_ROLLED_BACK_AT,
+    LABEL_BACKUP_OF,
+    OCSP_KEY,
+    ROTATION_ANNOTATIONS,
+    TLS_FAMILY,
+    Material,
+    backup_order,
+    backup_secret,
+    copy_ca_keys,
+    decoded,
+    holds_ca,
+    label_value,
+    leaf_facts,
+    new_secret,
+    safe_stem,
+    saved_metadata,
+    serial_in,
+    updated_secret,
+)
+from rotator.apply.validate import Rejected, Validated, validate
+from rotator.checks.inspect import select_server_keys
 from rotator.kube.api import SECRETS, ApiError, KubeAPI
 from rotator.kube.events import EventRecorder
-from rotator.model import CredentialSpec, Finding, Inventory, Reference, Secret
+from rotator.model import Finding, Reference
 from rotator.plan import ownership
 from rotator.util.logs import get_logger
 from rotator.util.timeutil import rfc3339
 
-ANN_ROTATED_AT = "rotator.io/rotated-at"
-ANN_SERIAL = "rotator.io/serial"
-ANN_NOT_AFTER = "rotator.io/not-after"
-ANN_ISSUER = "rotator.io/issued-by"
-ANN_PREVIOUS_SERIAL = "rotator.io/previous-serial"
-ANN_ROLLED_BACK_AT = "rotator.io/rolled-back-at"
-ANN_RENEWAL = "rotator.io/renewal"  # "paused": rotator plans skip for it (cert-manager's renewal.policy: Disabled)
-ROTATION_ANNOTATIONS = (ANN_ROTATED_AT, ANN_SERIAL, ANN_NOT_AFTER, ANN_ISSUER, ANN_PREVIOUS_SERIAL, ANN_ROLLED_BACK_AT)
-LABEL_BACKUP_OF = "rotator.io/backup-of"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-ANN_BACKUP_OF = "rotator.io/backup-of"
-ANN_BACKUP_AT = "rotator.io/backup-at"
-ANN_BACKUP_RV = "rotator.io/backup-resource-version"
-ANN_BACKUP_METADATA = "rotator.io/backup-metadata"  # the original labels and annotations, JSON
-ANN_BACKUP_TYPE = "rotator.io/backup-type"  # backups are Opaque, so expiry exporters skip them
-OCSP_KEY = "tls.ocsp-staple"
-TLS_FAMILY = ("tls.crt", "tls.key")
-
 Status = Literal["rotated", "created", "unchanged", "skipped", "failed", "rolled-back"]
-
-
-@dataclass(frozen=True)
-class Material:
-    """A new credential: the chain (leaf first) and its private key, PEM."""
-
-    chain_pem: bytes
-    key_pem: bytes
-    issuer: str = ""
 
 
 @dataclass(frozen=True)
@@ -72,183 +65,7 @@ class Outcome:
 # --- pure parts --------------------------------------------------------------------
 
 
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def decoded(secret: dict[str, Any]) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
-    for k, v in (secret.get("data") or {}).items():
-        try:
-            out[k] = base64.b64decode(v or "")
-        except ValueError:
-            out[k] = b""
-    return out
-
-
-def validate(
-    material: Material, references: Sequence[Reference], now: datetime, family: tuple[str, str] = TLS_FAMILY
-) -> list[Finding]:
-    """The checks ``rotator check`` makes, run on the candidate before it is written."""
-    spec = CredentialSpec("Secret", "candidate", "candidate", "server", tuple(references))
-    candidate = Secret(
-        "candidate", "candidate", "kubernetes.io/tls", {family[0]: material.chain_pem, family[1]: material.key_pem}
-    )
-    cred = inspect(spec, Inventory(secrets=(candidate,)), now, InspectOptions(verify_signatures=True))
-    return [f for f in cred.findings if f.code in findings.BLOCKS_WRITE]
-
-
-def leaf_facts(chain_pem: bytes) -> tuple[str, str]:
-    """(serial hex, not-after RFC 3339) of the first certificate."""
-    bundle = certs.parse_bundle(chain_pem)
-    leaf = bundle.certs[0]
-    return format(leaf.serial_number, "x"), rfc3339(certs.not_after(leaf))
-
-
-def safe_stem(name: str, limit: int = 200) -> str:
-    """A prefix of ``name`` that can start a longer DNS-subdomain name (no trailing '.' or '-')."""
-    return name[:limit].rstrip(".-") or "secret"
-
-
-def label_value(name: str) -> str:
-    """A Secret name as a label value (63 chars, alphanumeric ends), hashed when it does not fit."""
-    if len(name) <= 63 and re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?", name):
-        return name
-    return "h-" + hashlib.sha256(name.encode()).hexdigest()[:40]
-
-
-def updated_secret(current: dict[str, Any], material: Material, now: datetime) -> dict[str, Any]:
-    """The whole new Secret: one update carrying chain, key and staple removal together.
-
-    Keeps the Secret's type, labels, unrelated keys and its client CA (``ca.crt`` /
-    ``cacert`` decide who may connect: not ours to change). Writes the key family Istio
-    reads (§3.1) and removes the shadowed one, except that a ``kubernetes.io/tls`` Secret
-    must keep ``tls.crt``/``tls.key``, which then get the same new material.
-    """
-    data = dict(current.get("data") or {})
-    family = select_server_keys(decoded(current)) or TLS_FAMILY
-    previous_serial = ""
-    if family[0] in data:
-        try:
-            previous_serial = leaf_facts(base64.b64decode(data[family[0]]))[0]
-        except (ValueError, IndexError):
-            previous_serial = ""
-    data[family[0]] = b64(material.chain_pem)
-    data[family[1]] = b64(material.key_pem)
-    other = TLS_FAMILY if family == ("cert", "key") else ("cert", "key")
-    for key in other:
-        if key in data:
-            if current.get("type") == "kubernetes.io/tls" and key in TLS_FAMILY:
-                data[key] = b64(material.chain_pem if key == "tls.crt" else material.key_pem)
-            else:
-                del data[key]
-    data.pop(OCSP_KEY, None)  # a staple for the old certificate makes Envoy reject the new one (§3.5)
-    serial, not_after = leaf_facts(material.chain_pem)
-    meta = dict(current.get("metadata") or {})
-    annotations = dict(meta.get("annotations") or {})
-    annotations.pop(ANN_ROLLED_BACK_AT, None)
-    annotations.update({ANN_ROTATED_AT: rfc3339(now), ANN_SERIAL: serial, ANN_NOT_AFTER: not_after})
-    if material.issuer:
-        annotations[ANN_ISSUER] = material.issuer
-    if previous_serial:
-        annotations[ANN_PREVIOUS_SERIAL] = previous_serial
-    meta["annotations"] = annotations
-    meta.pop("managedFields", None)
-    return {**current, "metadata": meta, "data": data}
-
-
-def new_secret(namespace: str, name: str, material: Material, now: datetime) -> dict[str, Any]:
-    serial, not_after = leaf_facts(material.chain_pem)
-    annotations = {ANN_ROTATED_AT: rfc3339(now), ANN_SERIAL: serial, ANN_NOT_AFTER: not_after}
-    if material.issuer:
-        annotations[ANN_ISSUER] = material.issuer
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "annotations": annotations,
-            "labels": {LABEL_MANAGED_BY: "rotator"},
-        },
-        "type": "kubernetes.io/tls",
-        "data": {"tls.crt": b64(material.chain_pem), "tls.key": b64(material.key_pem)},
-    }
-
-
-def backup_secret(current: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """A full copy of the version about to be replaced, findable by label, never referenced by Istio."""
-    import json
-
-    meta = current.get("metadata") or {}
-    name = str(meta["name"])
-    saved = {"labels": meta.get("labels") or {}, "annotations": meta.get("annotations") or {}}
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "generateName": f"{safe_stem(name)}-rotator-backup-",
-            "namespace": meta.get("namespace"),
-            "labels": {LABEL_BACKUP_OF: label_value(name), LABEL_MANAGED_BY: "rotator"},
-            "annotations": {
-                ANN_BACKUP_OF: name,
-                ANN_BACKUP_AT: rfc3339(now),
-                ANN_BACKUP_RV: str(meta.get("resourceVersion", "")),
-                **{k: v for k, v in (meta.get("annotations") or {}).items() if k in ROTATION_ANNOTATIONS},
-                ANN_BACKUP_METADATA: json.dumps(saved, sort_keys=True),
-                ANN_BACKUP_TYPE: str(current.get("type", "Opaque")),
-            },
-        },
-        "type": "Opaque",
-        "data": ownership.backup_data(current.get("data") or {}),
-    }
-
-
-def _backup_order(backup: dict[str, Any]) -> tuple[str, int]:
-    meta = backup.get("metadata") or {}
-    ann = meta.get("annotations") or {}
-    try:
-        rv = int(meta.get("resourceVersion") or 0)
-    except ValueError:
-        rv = 0
-    return (str(ann.get(ANN_BACKUP_AT, "")), rv)
-
-
 # --- the imperative shell ----------------------------------------------------------
-
-
-def _holds_ca(secret: dict[str, Any]) -> bool:
-    """Is the certificate the Secret serves a CA's? (then its key is a CA key)"""
-    data = decoded(secret)
-    family = select_server_keys(data)
-    if family is None:
-        return False
-    bundle = certs.parse_bundle(data[family[0]])
-    return bool(bundle.certs) and certs.is_ca(bundle.certs[0])
-
-
-def _serial_in(secret: dict[str, Any]) -> str | None:
-    """Serial of the leaf the Secret actually holds (not what its annotations claim)."""
-    data = decoded(secret)
-    family = select_server_keys(data)
-    if family is None:
-        return None
-    try:
-        return leaf_facts(data[family[0]])[0]
-    except (ValueError, IndexError):
-        return None
-
-
-def _copy_ca_keys(body: dict[str, Any], sibling: dict[str, Any] | None) -> dict[str, Any]:
-    """A new copy in another gateway namespace gets the sibling's client CA: the CA is not
-    ours to choose, but a MUTUAL server there needs the same one to work at all."""
-    if sibling is None:
-        return body
-    for key in ("ca.crt", "cacert", "ca.crl", "crl"):
-        value = (sibling.get("data") or {}).get(key)
-        if value:
-            body["data"][key] = value
-    return body
 
 
 class SecretWriter:
@@ -271,7 +88,7 @@ class SecretWriter:
         """rotator's backups of one Secret, newest first."""
         items = self.api.items(SECRETS, namespace, label_selector=f"{LABEL_BACKUP_OF}={label_value(name)}")
         own = [b for b in items if ((b.get("metadata") or {}).get("annotations") or {}).get(ANN_BACKUP_OF) == name]
-        return sorted(own, key=_backup_order, reverse=True)
+        return sorted(own, key=backup_order, reverse=True)
 
     def _backup_for(self, rv: str, existing: list[dict[str, Any]]) -> str | None:
         for b in existing:
@@ -333,30 +150,50 @@ class SecretWriter:
         self,
         namespace: str,
         name: str,
-        material: Material,
-        references: Sequence[Reference],
+        candidate: Material | Validated,
+        references: Sequence[Reference] = (),
         still_needed: Callable[[dict[str, Any]], bool] | None = None,
         read_version: str | None = None,
         sibling: dict[str, Any] | None = None,
     ) -> Outcome:
         """Rotate one Secret copy; returns what happened, never raises for API trouble.
 
+        Raw ``Material`` is validated here for ``references`` (a ``Validated`` already was).
         ``read_version`` is the resourceVersion the plan was made from. If the Secret
         changed since (or a write conflicts), rotator re-reads and asks ``still_needed``;
         without that callback it does not overwrite a Secret it has not seen.
         """
-        now = self.clock()
+        checked = self._validated(candidate, references)
+        if isinstance(checked, Rejected):
+            return self._rejected(checked, [(namespace, name)])[0]
+        return self._write_validated(namespace, name, checked, still_needed, read_version, sibling)
+
+    def _validated(self, candidate: Material | Validated, references: Sequence[Reference]) -> Validated | Rejected:
+        return candidate if isinstance(candidate, Validated) else validate(candidate, references, self.clock())
+
+    def _rejected(self, rejected: Rejected, copies: Sequence[tuple[str, str]]) -> list[Outcome]:
+        for ns, name in copies:
+            stub = {"kind": "Secret", "metadata": {"namespace": ns, "name": name}}
+            message = f"new certificate rejected before writing: {rejected.note}"
+            self._event(stub, "RotationFailed", "Validate", message, warning=True)
+        return [
+            Outcome(ns, name, "failed", f"validation failed: {rejected.note}", findings=rejected.findings)
+            for ns, name in copies
+        ]
+
+    def _write_validated(
+        self,
+        namespace: str,
+        name: str,
+        checked: Validated,
+        still_needed: Callable[[dict[str, Any]], bool] | None,
+        read_version: str | None,
+        sibling: dict[str, Any] | None,
+    ) -> Outcome:
         stub = {"kind": "Secret", "metadata": {"namespace": namespace, "name": name}}
-        problems = validate(material, references, now)
-        if problems:
-            note = "; ".join(f"{f.code}: {f.message}" for f in problems)
-            self._event(
-                stub, "RotationFailed", "Validate", f"new certificate rejected before writing: {note}", warning=True
-            )
-            return Outcome(namespace, name, "failed", f"validation failed: {note}", findings=tuple(problems))
-        serial, _ = leaf_facts(material.chain_pem)
+        serial, _ = leaf_facts(checked.material.chain_pem)
         try:
-            outcome = self._write(namespace, name, material, serial, still_needed, read_version, sibling)
+            outcome = self._write(namespace, name, checked, serial, still_needed, read_version, sibling)
         except ApiError as exc:
             outcome = Outcome(namespace, name, "failed", str(exc), serial=serial)
         if outcome.status == "failed":
@@ -367,12 +204,13 @@ class SecretWriter:
         self,
         namespace: str,
         name: str,
-        material: Material,
+        checked: Validated,
         serial: str,
         still_needed: Callable[[dict[str, Any]], bool] | None,
         read_version: str | None,
         sibling: dict[str, Any] | None,
     ) -> Outcome:
+        material = checked.material  # only validated material reaches the API
         sent = False  # an update went out; its response may have been lost
         backup: str | None = None
         for attempt in range(self.max_conflicts):
@@ -383,7 +221,7 @@ class SecretWriter:
                     return Outcome(namespace, name, "failed", f"refused to create Secret {namespace}/{name}: {refused}")
                 if read_version:  # it existed when planned: someone deleted it meanwhile
                     return Outcome(namespace, name, "skipped", "deleted since it was read; re-planned next pass")
-                body = _copy_ca_keys(new_secret(namespace, name, material, self.clock()), sibling)
+                body = copy_ca_keys(new_secret(namespace, name, material, self.clock()), sibling)
                 try:
                     created = self.api.create(SECRETS, namespace, body)
                 except ApiError as exc:
@@ -394,11 +232,11 @@ class SecretWriter:
                 self._event(created, "Rotated", "Create", f"created with certificate serial {serial}")
                 return Outcome(namespace, name, "created", "Secret created", serial=serial)
             why = ownership.hard_refusal(
-                name, str(current.get("type") or ""), (current.get("data") or {}).keys(), _holds_ca(current)
+                name, str(current.get("type") or ""), (current.get("data") or {}).keys(), holds_ca(current)
             )
             if why is not None:  # re-checked on what was just read: it may have changed since the plan
                 return Outcome(namespace, name, "failed", f"refused to write Secret {namespace}/{name}: {why}")
-            holds = _serial_in(current)
+            holds = serial_in(current)
             if holds == serial:
                 if sent:  # our update landed though its response did not
                     return self._done(current, namespace, name, serial, backup)
@@ -420,7 +258,7 @@ class SecretWriter:
                 if exc.transient:
                     # Retries are spent; maybe it was applied all the same: look once.
                     after = self.api.get(SECRETS, namespace, name)
-                    if after is not None and _serial_in(after) == serial:
+                    if after is not None and serial_in(after) == serial:
                         return self._done(after, namespace, name, serial, backup)
                 raise
             return self._done(updated, namespace, name, serial, backup)
@@ -441,8 +279,8 @@ class SecretWriter:
     def write_copies(
         self,
         copies: Sequence[tuple[str, str]],
-        material: Material,
-        references: Sequence[Reference],
+        candidate: Material | Validated,
+        references: Sequence[Reference] = (),
         still_needed: Callable[[dict[str, Any]], bool] | None = None,
         read_versions: dict[tuple[str, str], str] | None = None,
     ) -> list[Outcome]:
@@ -451,20 +289,12 @@ class SecretWriter:
         Each gateway pod reads only its own namespace, so all copies must carry the same
         certificate. Kubernetes has no multi-object transaction: the copies are written
         one by one, each safely, and a copy that fails is reported (and still different,
-        so the next pass retries it) without undoing the others, which are valid.
+        so the next pass retries it) without undoing the others, which are valid. The
+        candidate is validated once for all of them.
         """
-        problems = validate(material, references, self.clock())
-        if problems:
-            note = "; ".join(f"{f.code}: {f.message}" for f in problems)
-            for ns, name in copies:
-                stub = {"kind": "Secret", "metadata": {"namespace": ns, "name": name}}
-                self._event(
-                    stub, "RotationFailed", "Validate", f"new certificate rejected before writing: {note}", warning=True
-                )
-            return [
-                Outcome(ns, name, "failed", f"validation failed: {note}", findings=tuple(problems))
-                for ns, name in copies
-            ]
+        checked = self._validated(candidate, references)
+        if isinstance(checked, Rejected):
+            return self._rejected(checked, copies)
         sibling: dict[str, Any] | None = None
         out = []
         for ns, name in copies:
@@ -474,13 +304,13 @@ class SecretWriter:
                     sibling = self.api.get(SECRETS, ns, name) if version else None
                 except ApiError:
                     sibling = None
-            out.append(self.write(ns, name, material, references, still_needed, version, sibling))
+            out.append(self._write_validated(ns, name, checked, still_needed, version, sibling))
         return out
 
     def backup_with_serial(self, namespace: str, name: str, serial: str) -> str | None:
         """The newest backup of this Secret holding that certificate: how a copy in another
         gateway namespace is rolled back to the same certificate as the one named."""
-        return next((b["metadata"]["name"] for b in self.backups(namespace, name) if _serial_in(b) == serial), None)
+        return next((b["metadata"]["name"] for b in self.backups(namespace, name) if serial_in(b) == serial), None)
 
     def rollback(
         self,
@@ -512,21 +342,21 @@ class SecretWriter:
             current = self.api.get(SECRETS, namespace, name)
             why = (
                 ownership.hard_refusal(
-                    name, str(current.get("type") or ""), current.get("data") or {}, _holds_ca(current)
+                    name, str(current.get("type") or ""), current.get("data") or {}, holds_ca(current)
                 )
                 if current
                 else ownership.name_refusal(name)
             )
             if why is not None:
                 return Outcome(namespace, name, "failed", f"refused to write Secret {namespace}/{name}: {why}")
-            current_serial = _serial_in(current) if current else None
+            current_serial = serial_in(current) if current else None
             if to is not None:
                 chosen = next((b for b in backups if b["metadata"]["name"] == to), None)
                 if chosen is None:
                     return Outcome(namespace, name, "failed", f"no backup named {to!r} of Secret {namespace}/{name}")
             else:
                 # the newest backup holding a different certificate than the one served now
-                chosen = next((b for b in backups if _serial_in(b) != current_serial), None)
+                chosen = next((b for b in backups if serial_in(b) != current_serial), None)
                 if chosen is None:
                     return Outcome(namespace, name, "failed", f"no backup of Secret {namespace}/{name} to restore")
             data = decoded(chosen)
@@ -534,15 +364,14 @@ class SecretWriter:
             if family is None:
                 return Outcome(namespace, name, "failed", f"backup {chosen['metadata']['name']} has no usable keys")
             material = Material(data[family[0]], data[family[1]])
-            problems = validate(material, references, self.clock(), family)
-            if problems:
-                note = "; ".join(f"{f.code}: {f.message}" for f in problems)
+            checked = validate(material, references, self.clock(), family)
+            if isinstance(checked, Rejected):
                 return Outcome(
                     namespace,
                     name,
                     "failed",
-                    f"backup {chosen['metadata']['name']} failed validation: {note}",
-                    findings=tuple(problems),
+                    f"backup {chosen['metadata']['name']} failed validation: {checked.note}",
+                    findings=checked.findings,
                 )
             serial, _ = leaf_facts(material.chain_pem)
             label = chosen["metadata"]["name"]
@@ -557,7 +386,7 @@ class SecretWriter:
             backup_data = dict(chosen.get("data") or {})
             cert_keys = ("cert", "key", *TLS_FAMILY, OCSP_KEY)  # restored; everything else stays as now
             if current is None:
-                saved = _saved_metadata(chosen)
+                saved = saved_metadata(chosen)
                 body = {
                     "apiVersion": "v1",
                     "kind": "Secret",
@@ -599,14 +428,3 @@ class SecretWriter:
             self._event(updated, "RolledBack", "Rollback", f"restored certificate serial {serial} from {label}")
             return Outcome(namespace, name, "rolled-back", f"restored {label}", backup=label, serial=serial)
         return Outcome(namespace, name, "failed", f"gave up after {self.max_conflicts} conflicting writes")
-
-
-def _saved_metadata(backup: dict[str, Any]) -> dict[str, Any]:
-    import json
-
-    raw = ((backup.get("metadata") or {}).get("annotations") or {}).get(ANN_BACKUP_METADATA, "{}")
-    try:
-        saved = json.loads(raw)
-    except ValueError:
-        return {}
-    return saved if isinstance(saved, dict) else {}

@@ -24,7 +24,8 @@ def rollback_command(args: argparse.Namespace, stdout: TextIO) -> int:
     api = api_from_args(args)
     if isinstance(api, int):
         return api
-    from rotator.apply.secret_writer import ANN_BACKUP_AT, ANN_SERIAL, SecretWriter
+    from rotator.apply.secret_bodies import ANN_BACKUP_AT, ANN_SERIAL
+    from rotator.apply.secret_writer import SecretWriter
     from rotator.checks.certs import utcnow
     from rotator.discover.credentials import DiscoveryOptions, discover
     from rotator.kube.api import ApiError

@@ -24,7 +24,8 @@ ANNOTATIONS = {
 def _facts(api: KubeAPI, namespace: str, name: str) -> dict[str, Any]:
     """What the API holds beyond the report: rotation annotations, backups, pending."""
     from rotator.apply.pending import pending_name
-    from rotator.apply.secret_writer import ANN_BACKUP_AT, ANN_SERIAL, SecretWriter
+    from rotator.apply.secret_bodies import ANN_BACKUP_AT, ANN_SERIAL
+    from rotator.apply.secret_writer import SecretWriter
     from rotator.checks.certs import utcnow
 
     out: dict[str, Any] = {"last_renewal": None, "backups": [], "pending": None, "errors": []}

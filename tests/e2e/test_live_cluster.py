@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from rotator.apply.secret_writer import Material, SecretWriter
+from rotator.apply.secret_bodies import Material
+from rotator.apply.secret_writer import SecretWriter
 from rotator.kube.api import SECRETS, KubeAPI, ResourceType, connect
 from rotator.model import Reference
 from rotator.util import pki
