@@ -138,7 +138,7 @@ def _baseline(server: str, token: str, urls: list[str]) -> int:
 def _rotator_read(api: Any) -> int:
     from rotator.checks.certs import parse_bundle
     from rotator.checks.inspect import select_server_keys
-    from rotator.kube.reader import read_cluster
+    from rotator.discover.cluster import read_cluster
 
     inv = read_cluster(api).inventory
     certs = 0

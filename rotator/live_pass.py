@@ -181,9 +181,9 @@ def live_pass(
 ) -> tuple[CheckResult, Inventory]:
     """``selection``: the credentials this pass is about (-n, -l, one Secret); ``forced``:
     "namespace/name" of Secrets to renew now whether due or not (``rotator renew``)."""
+    from rotator.discover.cluster import read_cluster
     from rotator.discover.credentials import DiscoveryOptions
     from rotator.issuers.factory import build_issuers
-    from rotator.kube.reader import read_cluster
     from rotator.plan.selection import ALL, narrow
 
     selection = selection or ALL

@@ -11,6 +11,8 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any, Literal
 
+from rotator.apis import ISTIO_GROUP
+
 Severity = Literal["critical", "error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "error", "warning", "info")
 Role = Literal["server", "client-ca"]
@@ -341,9 +343,6 @@ class Credential:
 
     def trusted_references(self) -> tuple[Reference, ...]:
         return tuple(r for r in self.spec.references if not is_untrusted(r, self.untrusted))
-
-
-ISTIO_GROUP = "networking.istio.io"
 
 
 def is_untrusted(ref: Reference, namespaces: tuple[str, ...]) -> bool:

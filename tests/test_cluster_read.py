@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from rotator.cli import main
+from rotator.discover.cluster import read_cluster
 from rotator.kube.api import ApiError
-from rotator.kube.reader import read_cluster
 from tests.support import factory as f
 from tests.support import kube
 from tests.support.fakeapi import FakeCluster
@@ -240,3 +240,27 @@ def test_list_and_get_paths_report_ignored_secret_types_alike(tmp_path: Path) ->
             r.verb == "list" and r.resource == "secrets" and r.query.get("fieldSelector") for r in cluster.requests
         )
         assert [s.name for s in result.inventory.secrets] == ["s0"]
+
+
+def test_what_to_read_is_discovery_s_decision_as_plain_data() -> None:
+    """secrets_to_read is pure: the names Istio may read, <name>-cacert beside a client CA,
+    and the Gateway's own namespace as the fallback for a missing server Secret."""
+    from rotator.discover.cluster import secrets_to_read
+    from rotator.model import CredentialSpec, Reference
+
+    def ref(ns: str, group: str = "networking.istio.io") -> Reference:
+        return Reference(group, "Gateway", ns, "gw", "https", 443, "SIMPLE", ("a.example.com",))
+
+    specs = [
+        CredentialSpec("Secret", "istio-system", "app-tls", "server", (ref("apps"),)),
+        CredentialSpec("Secret", "istio-system", "mtls", "client-ca", (ref("apps"),)),
+        CredentialSpec("Secret", "edge", "gw-tls", "server", (ref("edge", "gateway.networking.k8s.io"),)),
+        CredentialSpec("ConfigMap", "istio-system", "ca-bundle", "client-ca", (ref("apps"),)),
+    ]
+    wanted = secrets_to_read(specs)
+    assert wanted.secrets == {
+        "istio-system": frozenset({"app-tls", "mtls", "mtls-cacert"}),
+        "edge": frozenset({"gw-tls"}),
+    }
+    assert wanted.config_maps == frozenset({("istio-system", "ca-bundle")})
+    assert wanted.fallbacks == (("istio-system", "app-tls", ("apps",)),)

@@ -99,3 +99,23 @@ def test_no_import_cycle() -> None:
         if mod not in state:
             visit(mod, [mod])
     assert cycles == []
+
+
+def test_the_kubernetes_seam_never_calls_into_the_stages() -> None:
+    """kube/ fetches and writes; discovery, inspection, planning, apply and report decide.
+    An adapter that ran discovery or inspection would hide a stage inside the edge. The one
+    exception is the wire parser (raw JSON -> typed objects), which the seam uses so that
+    it hands the stages typed objects, as the file loader does."""
+    stages = ("rotator.discover", "rotator.checks", "rotator.plan", "rotator.apply", "rotator.report")
+    allowed = {"rotator.discover.wire"}
+    graph = _import_graph()
+    wrong = {
+        mod: sorted(
+            t
+            for t in targets
+            if (t.startswith(stages) or t in ("rotator.pipeline", "rotator.live_pass")) and t not in allowed
+        )
+        for mod, targets in graph.items()
+        if mod.startswith("rotator.kube")
+    }
+    assert {m: t for m, t in wrong.items() if t} == {}

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from cryptography import x509
 
+from rotator.apis import ISTIO_GROUP
 from rotator.apply.pending import PendingStore, pending_name
 from rotator.apply.secret_bodies import Material
 from rotator.apply.secret_writer import SecretWriter
@@ -313,9 +314,7 @@ class Renewer:
             (issued, checked), reused = pending, True
         else:
             algorithm, pkcs1 = keys.choose(self.config.renewal.key_algorithm, current_key)
-            gateways = tuple(
-                sorted({f"{r.namespace}/{r.name}" for r in references if r.group == "networking.istio.io"})
-            )
+            gateways = tuple(sorted({f"{r.namespace}/{r.name}" for r in references if r.group == ISTIO_GROUP}))
             request = IssueRequest(ns, name, sans, algorithm, pkcs1, replaces=current_cert, gateways=gateways)
             # The claim first: a second pass running at the same time (no Lease between
             # them) sees this order in flight instead of placing its own.

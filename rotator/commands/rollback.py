@@ -27,10 +27,10 @@ def rollback_command(args: argparse.Namespace, stdout: TextIO) -> int:
     from rotator.apply.secret_bodies import ANN_BACKUP_AT, ANN_SERIAL
     from rotator.apply.secret_writer import SecretWriter
     from rotator.checks.certs import utcnow
+    from rotator.discover.cluster import read_cluster
     from rotator.discover.credentials import DiscoveryOptions, discover
     from rotator.kube.api import ApiError
     from rotator.kube.events import EventRecorder
-    from rotator.kube.reader import read_cluster
 
     writer = SecretWriter(api, utcnow, EventRecorder(api, utcnow))
     try:

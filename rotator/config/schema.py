@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from rotator.apis import GATEWAY_API_GROUP
 from rotator.util.timeutil import RenewBefore, parse_duration, parse_renew_before
 
 
@@ -125,7 +126,7 @@ class Rule(_Strict):
         a namespace matching ``gateway_namespaces``."""
         out: set[str] = set()
         for group, namespace in gateway_namespaces:
-            if namespace == secret_namespace or group == "gateway.networking.k8s.io":
+            if namespace == secret_namespace or group == GATEWAY_API_GROUP:
                 continue
             if any(fnmatch.fnmatchcase(namespace, g) for g in self.gateway_namespaces):
                 continue

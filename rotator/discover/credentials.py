@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from rotator.apis import CACERT_SUFFIX, GATEWAY_API_GROUP, GATEWAY_LABEL_KEYS, ISTIO_GROUP
 from rotator.findings import finding, internal_error
 from rotator.hosts import istio_intersection, strip_namespace
 from rotator.model import (
@@ -27,14 +28,9 @@ from rotator.model import (
     Workload,
 )
 
-ISTIO_GROUP = "networking.istio.io"
-GATEWAY_API_GROUP = "gateway.networking.k8s.io"
 SECRET_MODES = frozenset({"SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL"})
 MUTUAL_MODES = frozenset({"MUTUAL", "OPTIONAL_MUTUAL"})
 PASSTHROUGH_MODES = frozenset({"PASSTHROUGH", "AUTO_PASSTHROUGH"})
-CACERT_SUFFIX = "-cacert"
-# Labels that mark a pod as an Istio gateway, for Gateways with an empty selector (§2.2).
-GATEWAY_LABEL_KEYS = ("istio", "istio.io/gateway-name", "gateway.networking.k8s.io/gateway-name")
 
 
 # Findings about the input as a whole still name an object, as the report contract asks.

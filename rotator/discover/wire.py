@@ -12,6 +12,7 @@ import binascii
 from collections.abc import Iterable
 from typing import Any
 
+from rotator.apis import GATEWAY_API_GROUP, ISTIO_GROUP
 from rotator.findings import finding
 from rotator.model import (
     ConfigMap,
@@ -37,9 +38,7 @@ from rotator.model import (
     Workload,
 )
 
-ISTIO_GROUP = "networking.istio.io"
 ISTIO_VERSIONS = frozenset({"v1alpha3", "v1beta1", "v1"})
-GATEWAY_API_GROUP = "gateway.networking.k8s.io"
 GATEWAY_API_VERSIONS = frozenset({"v1", "v1beta1"})
 WORKLOAD_KINDS = frozenset({"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"})
 

@@ -4,9 +4,10 @@ Efficiency rules (issue: never read every Secret of a cluster):
 - routing objects are LISTed cluster-wide once per kind, paginated;
 - gateway pods are LISTed by each distinct Gateway selector, never all pods;
 - Secrets are read only in namespaces that need them, and only the names discovery
-  asks for: a few GETs, or one paginated LIST of the namespace when that is cheaper
-  (decided from the server's ``remainingItemCount``). Helm release and service-account
-  token Secrets, which istiod never reads, are filtered out server-side.
+  asks for (``Wanted``: the reader fetches, discovery decides): a few GETs, or one
+  paginated LIST of the namespace when that is cheaper (decided from the server's
+  ``remainingItemCount``). Helm release and service-account token Secrets, which
+  istiod never reads, are filtered out server-side.
 """
 
 from __future__ import annotations
@@ -18,14 +19,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from rotator.discover.credentials import CACERT_SUFFIX, GATEWAY_LABEL_KEYS, DiscoveryOptions, discover
+from rotator.apis import GATEWAY_API_GROUP, GATEWAY_LABEL_KEYS, ISTIO_GROUP
 from rotator.discover.wire import build_inventory
 from rotator.findings import finding
 from rotator.kube.api import CONFIGMAPS, PODS, SECRETS, ApiError, KubeAPI, ResourceType
 from rotator.model import Finding, Inventory, ObjectRef, RawObject, Source
 
-ISTIO = "networking.istio.io"
-GATEWAY_API = "gateway.networking.k8s.io"
 ISTIO_KINDS = (("gateways", "Gateway"), ("virtualservices", "VirtualService"), ("destinationrules", "DestinationRule"))
 GATEWAY_API_KINDS = (("gateways", "Gateway"), ("referencegrants", "ReferenceGrant"))
 # istiod's informer never sees these (§2.7); filtering them server-side also skips the
@@ -38,6 +37,8 @@ class ReadResult:
     inventory: Inventory
     findings: list[Finding] = field(default_factory=list)
     served: dict[str, str] = field(default_factory=dict)  # group -> version read
+    # findings of the pod reads, reported after the credentials' (the report's order)
+    late_findings: list[Finding] = field(default_factory=list)
 
 
 def pick_version(served: list[str] | None, preferred: Iterable[str]) -> str | None:
@@ -53,70 +54,70 @@ def _source(rt: ResourceType) -> Source:
     return Source(f"cluster:{rt.label}", 0)
 
 
-def read_cluster(
-    api: KubeAPI,
-    options: DiscoveryOptions | None = None,
-    page_size: int = 500,
-) -> ReadResult:
-    options = options or DiscoveryOptions()
+@dataclass(frozen=True)
+class Wanted:
+    """The credentials to fetch, decided by discovery: the reader fetches, it does not choose.
+
+    ``fallbacks``: (namespace, name, other namespaces) for server Secrets that, when they
+    are missing where Istio reads them, are looked for where the usual mistake puts them.
+    """
+
+    secrets: dict[str, frozenset[str]] = field(default_factory=dict)
+    config_maps: frozenset[tuple[str, str]] = frozenset()
+    fallbacks: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+
+
+def read_routing(api: KubeAPI, page_size: int = 500) -> ReadResult:
+    """Gateways, routes and gateway pods: what discovery needs to know which Secrets matter."""
     result = ReadResult(Inventory())
     raws: list[RawObject] = []
-    refused: dict[tuple[str, str, str], tuple[str, str]] = {}
     groups = api.api_groups()
 
-    istio_v = pick_version(groups.get(ISTIO), ("v1", "v1beta1", "v1alpha3"))
+    istio_v = pick_version(groups.get(ISTIO_GROUP), ("v1", "v1beta1", "v1alpha3"))
     if istio_v:
-        result.served[ISTIO] = istio_v
+        result.served[ISTIO_GROUP] = istio_v
         for plural, kind in ISTIO_KINDS:
-            rt = ResourceType(ISTIO, istio_v, plural, kind)
+            rt = ResourceType(ISTIO_GROUP, istio_v, plural, kind)
             raws += [RawObject(_source(rt), o) for o in api.items(rt, limit=page_size)]
-    gw_versions = groups.get(GATEWAY_API) or []
+    gw_versions = groups.get(GATEWAY_API_GROUP) or []
     for plural, kind in GATEWAY_API_KINDS:
         # ReferenceGrant is served at v1beta1 by older CRD bundles, Gateway at v1: ask
         # discovery which version serves each plural instead of guessing.
-        version = next((v for v in _ordered(gw_versions) if plural in api.resources(GATEWAY_API, v)), None)
+        version = next((v for v in _ordered(gw_versions) if plural in api.resources(GATEWAY_API_GROUP, v)), None)
         if version is None:
             continue
-        result.served.setdefault(GATEWAY_API, version)
-        rt = ResourceType(GATEWAY_API, version, plural, kind)
+        result.served.setdefault(GATEWAY_API_GROUP, version)
+        rt = ResourceType(GATEWAY_API_GROUP, version, plural, kind)
         raws += [RawObject(_source(rt), o) for o in api.items(rt, limit=page_size)]
 
     pods, pod_findings = _gateway_pods(api, raws, page_size)
     raws += pods
-    result.findings.extend(pod_findings)
-    partial, partial_findings = build_inventory(raws, workloads_known=True)
-    specs, _ = discover(partial, options)
-    raws = []  # from here on: only Secrets and ConfigMaps, parsed once below
-    wanted_secrets: dict[str, set[str]] = defaultdict(set)
-    wanted_maps: set[tuple[str, str]] = set()
-    for spec in specs:
-        if spec.kind == "ConfigMap":
-            wanted_maps.add((spec.namespace, spec.name))
-            continue
-        wanted_secrets[spec.namespace].add(spec.name)
-        if spec.role == "client-ca" and not spec.name.endswith(CACERT_SUFFIX):
-            # discovery chose <name> because <name>-cacert was not known yet; fetch both
-            wanted_secrets[spec.namespace].add(spec.name + CACERT_SUFFIX)
+    result.inventory, result.findings = build_inventory(raws, workloads_known=True)
+    result.late_findings = pod_findings
+    return result
+
+
+def read_credentials(api: KubeAPI, routing: ReadResult, wanted: Wanted, page_size: int = 500) -> ReadResult:
+    """``routing`` completed with the Secrets and ConfigMaps ``wanted`` names, and nothing else."""
+    raws: list[RawObject] = []
+    refused: dict[tuple[str, str, str], tuple[str, str]] = {}
     found: set[tuple[str, str]] = set()
-    for ns in sorted(wanted_secrets):
-        got = _secrets_in(api, ns, wanted_secrets[ns], page_size, refused)
+    for ns in sorted(wanted.secrets):
+        got = _secrets_in(api, ns, set(wanted.secrets[ns]), page_size, refused)
         found |= {(ns, r.body["metadata"]["name"]) for r in got}
         raws += got
     # Second phase, only for server Secrets that are missing: the usual mistake is a copy
     # next to the Gateway resource (secret-wrong-namespace). Looking there only when
     # needed keeps rotator out of namespaces it has no business reading.
     hints: dict[str, set[str]] = defaultdict(set)
-    for spec in specs:
-        if spec.kind != "Secret" or spec.role != "server" or (spec.namespace, spec.name) in found:
+    for ns, name, elsewhere in wanted.fallbacks:
+        if (ns, name) in found or ("Secret", ns, name) in refused:
             continue
-        if ("Secret", spec.namespace, spec.name) in refused:
-            continue
-        for ref in spec.references:
-            if ref.group == ISTIO and ref.namespace != spec.namespace:
-                hints[ref.namespace].add(spec.name)
+        for other in elsewhere:
+            hints[other].add(name)
     for ns in sorted(hints):
         raws += _secrets_in(api, ns, hints[ns], page_size, {})  # a refusal here only loses the hint
-    for ns, name in sorted(wanted_maps):
+    for ns, name in sorted(wanted.config_maps):
         try:
             cm = api.get(CONFIGMAPS, ns, name)
         except ApiError as exc:
@@ -127,14 +128,14 @@ def read_cluster(
         if cm is not None:
             raws.append(RawObject(_source(CONFIGMAPS), cm))
     content, content_findings = build_inventory(raws, workloads_known=True)
-    result.inventory = replace(
+    partial = routing.inventory
+    inventory = replace(
         partial,
         secrets=content.secrets,
         config_maps=content.config_maps,
         unreadable={**partial.unreadable, **content.unreadable, **refused},
     )
-    result.findings = partial_findings + content_findings + result.findings
-    return result
+    return ReadResult(inventory, routing.findings + content_findings + routing.late_findings, dict(routing.served))
 
 
 def _ordered(versions: list[str]) -> list[str]:
@@ -165,7 +166,7 @@ def _gateway_pods(api: KubeAPI, raws: list[RawObject], page_size: int) -> tuple[
     exists: set[str] = set()
     for raw in raws:
         body = raw.body
-        if body.get("kind") != "Gateway" or not str(body.get("apiVersion", "")).startswith(ISTIO):
+        if body.get("kind") != "Gateway" or not str(body.get("apiVersion", "")).startswith(ISTIO_GROUP):
             continue
         sel = (body.get("spec") or {}).get("selector")
         if isinstance(sel, dict) and sel:

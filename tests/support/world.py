@@ -142,7 +142,7 @@ def renewer_for(
 
 
 def plan_from_cluster(kc: Path, config: Any, when: datetime) -> tuple[Any, Any]:
-    from rotator.kube.reader import read_cluster
+    from rotator.discover.cluster import read_cluster
 
     inv = read_cluster(kube.api(kc)).inventory
     return run_check(inv, config, when), inv
