@@ -20,7 +20,8 @@ from cryptography import x509
 from cryptography.x509 import DNSName
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from rotator.apply.renewer import backoff_delay, failure_entry, pending_name
+from rotator.apply.backoff import backoff_delay, failure_entry
+from rotator.apply.renewer import pending_name
 from rotator.checks import certs
 from rotator.cli import main
 from rotator.issuers.base import IssuerError

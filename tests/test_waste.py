@@ -283,7 +283,7 @@ def test_a_failed_backup_names_the_backup_not_the_secret(tmp_path: Path) -> None
 def test_a_claim_lasts_at_least_twice_the_longest_order_the_config_allows() -> None:
     from datetime import timedelta
 
-    from rotator.apply.renewer import longest_order
+    from rotator.apply.pending import longest_order
     from rotator.config.load import parse_config
 
     acme = {

@@ -24,11 +24,12 @@ from rotator.apply.secret_bodies import LABEL_MANAGED_BY, Material, label_value
 from rotator.apply.validate import Rejected, Validated, validate
 from rotator.checks import certs
 from rotator.checks.inspect import select_server_keys
+from rotator.config.schema import ACMEIssuerConfig, Config
 from rotator.issuers.base import Issued
 from rotator.kube.api import SECRETS, ApiError, KubeAPI
 from rotator.model import Reference
 from rotator.util.logs import get_logger
-from rotator.util.timeutil import rfc3339
+from rotator.util.timeutil import parse_duration, rfc3339
 
 PENDING_LABEL = "rotator.io/pending-for"
 PENDING_ANN_FOR = "rotator.io/pending-for"  # the full Secret name (the label may be hashed)
@@ -310,3 +311,17 @@ class PendingStore:
             "type": "Opaque",
             "data": {},
         }
+
+
+def longest_order(config: Config) -> timedelta:
+    """The longest one order may take under this config (ACME timeout plus DNS-01
+    propagation): a claim lives twice that, so a live pass's claim never lapses mid-order."""
+    longest = timedelta(0)
+    for cfg in config.issuers.values():
+        if not isinstance(cfg, ACMEIssuerConfig):
+            continue  # a CA key pair signs at once
+        total = parse_duration(cfg.timeout)
+        if cfg.dns01 is not None:
+            total += parse_duration(cfg.dns01.propagation_timeout)
+        longest = max(longest, total)
+    return longest

@@ -16,16 +16,17 @@ from __future__ import annotations
 import base64
 import contextvars
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from cryptography import x509
 
 from rotator.apis import ISTIO_GROUP
-from rotator.apply.pending import PendingStore, pending_name
+from rotator.apply.backoff import failure_entry, parse_time
+from rotator.apply.pending import PendingStore, longest_order, pending_name
 from rotator.apply.secret_bodies import Material
 from rotator.apply.secret_writer import SecretWriter
 from rotator.apply.validate import Rejected, validate
@@ -33,7 +34,6 @@ from rotator.checks import certs
 from rotator.checks.inspect import InspectOptions, inspect, select_server_keys
 from rotator.config.schema import Config
 from rotator.findings import finding, internal_error
-from rotator.hosts import covered, strip_namespace
 from rotator.issuers import keys
 from rotator.issuers.base import Issuer, IssueRequest, IssuerError
 from rotator.kube.api import SECRETS, ApiError, KubeAPI
@@ -41,115 +41,18 @@ from rotator.kube.state import StateStore
 from rotator.model import (
     CheckResult,
     Credential,
-    CredentialSpec,
     Finding,
     Inventory,
     ObjectRef,
-    Reference,
     RenewalOutcome,
     Secret,
 )
+from rotator.plan.copies import group_copies, required_coverage, sans_for
 from rotator.plan.policy import plan
 from rotator.util.logs import get_logger
 from rotator.util.timeutil import parse_duration, rfc3339
 
-RATE_LIMIT_FLOOR = timedelta(hours=1)
-
-
 # --- pure helpers ------------------------------------------------------------------
-
-
-def group_copies(credentials: Sequence[Credential]) -> list[list[Credential]]:
-    """Renewals, with the copies of one Secret (same name, same Gateway servers) grouped.
-
-    Istio reads a classic Gateway's Secret in every namespace that runs a selected pod:
-    those copies must carry the same certificate, so they get one issuance.
-    """
-    groups: dict[tuple[str, tuple[Reference, ...]] | None, list[Credential]] = {}
-    for c in credentials:
-        if c.action != "skip" and copy_key(c.spec) is not None:
-            groups.setdefault(copy_key(c.spec), []).append(c)
-    return [sorted(g, key=lambda c: c.spec.namespace) for g in groups.values() if any(c.action == "renew" for c in g)]
-
-
-def copy_key(spec: CredentialSpec) -> tuple[str, tuple[Reference, ...]] | None:
-    """Copies of one server Secret share this: the same name read by the same Gateway
-    servers, each in its own gateway namespace. None for what has no copies."""
-    return (spec.name, spec.references) if spec.role == "server" and spec.kind == "Secret" else None
-
-
-def sans_for(copies: Sequence[Credential]) -> tuple[str, ...]:
-    """Hosts the Gateways serve on the credential plus the current SANs; '*' is never a SAN."""
-    out: dict[str, None] = {}
-    for c in copies:
-        for ref in c.trusted_references():
-            for h in ref.hosts:
-                host = strip_namespace(h)[1].lower().rstrip(".")
-                if host and host != "*":
-                    out.setdefault(host, None)
-        if c.certificate is not None:
-            for san in c.certificate.sans:
-                out.setdefault(san.lower(), None)
-    return tuple(out)
-
-
-def longest_order(config: Config) -> timedelta:
-    """The longest one order may take under this config (ACME timeout plus DNS-01 propagation)."""
-    longest = timedelta(0)
-    for cfg in config.issuers.values():
-        timeout = getattr(cfg, "timeout", None)
-        total = parse_duration(timeout) if isinstance(timeout, str) else timedelta(0)
-        dns01 = getattr(cfg, "dns01", None)
-        if dns01 is not None and isinstance(getattr(dns01, "propagation_timeout", None), str):
-            total += parse_duration(dns01.propagation_timeout)
-        longest = max(longest, total)
-    return longest
-
-
-def required_coverage(references: tuple[Reference, ...], sans: tuple[str, ...]) -> tuple[Reference, ...]:
-    """The references a candidate is validated against, with routed names the planned SANs
-    cannot cover dropped (server hosts always stay)."""
-    return tuple(
-        replace(r, route_hosts=tuple(h for h in r.route_hosts if covered(strip_namespace(h)[1], sans)))
-        for r in references
-    )
-
-
-def backoff_delay(failures: int, initial: timedelta, cap: timedelta) -> timedelta:
-    """initial, 2×, 4× … capped: minutes first (not cert-manager's hour), a day at most."""
-    factor: int = 2 ** max(0, failures - 1)
-    return min(cap, initial * factor)
-
-
-def failure_entry(
-    old: dict[str, Any] | None,
-    now: datetime,
-    error: IssuerError | Exception,
-    initial: timedelta,
-    cap: timedelta,
-    rng: Callable[[], float] = random.random,
-) -> dict[str, Any]:
-    failures = int((old or {}).get("failures", 0)) + 1
-    delay = backoff_delay(failures, initial, cap)
-    delay += delay * 0.1 * rng()  # jitter so a fleet does not retry in lock-step
-    if isinstance(error, IssuerError):
-        if error.retry_after is not None:
-            delay = max(delay, timedelta(seconds=error.retry_after))
-        if error.rate_limited:
-            delay = max(delay, RATE_LIMIT_FLOOR)  # a rate limit is a long back-off, never a tight loop
-    return {
-        "failures": failures,
-        "last_failure": rfc3339(now),
-        "next_attempt": rfc3339(now + delay),
-        "last_error": str(error)[:500],
-    }
-
-
-def _parse_time(text: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
-        return None
 
 
 # --- the shell ---------------------------------------------------------------------
@@ -278,7 +181,7 @@ class Renewer:
             return _not_done("failed", "renewal-failed", f"issuer {issuer_name!r} is not available", lead, names)
         now = self.clock()
         entry = self.state.get(self.key(lead)) or {}
-        next_attempt = _parse_time(str(entry.get("next_attempt", "")))
+        next_attempt = parse_time(str(entry.get("next_attempt", "")))
         secret = inv.secret(ns, name)
         current_chain, current_key = _current(secret)
         current_cert = current_chain[0] if current_chain else None

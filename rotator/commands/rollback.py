@@ -46,7 +46,7 @@ def rollback_command(args: argparse.Namespace, stdout: TextIO) -> int:
         specs, _ = discover(read_cluster(api, options).inventory, options)
     except ApiError as exc:
         return error(str(exc))
-    from rotator.apply.renewer import copy_key
+    from rotator.plan.copies import copy_key
 
     primary = next((s for s in specs if (s.namespace, s.name, s.role) == (namespace, name, "server")), None)
     references = list(primary.references) if primary is not None else []

@@ -47,7 +47,7 @@ def gather(
     forced: frozenset[str] = frozenset(),
 ) -> PlanFacts:
     """Facts for a first plan's credentials (the plan says which issuer each one has)."""
-    from rotator.apply.renewer import group_copies
+    from rotator.plan.copies import group_copies
 
     log = get_logger("rotator.plan")
     owned: dict[str, IssuerCheck] = {}

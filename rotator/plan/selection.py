@@ -93,7 +93,7 @@ ALL = Selection()
 def narrow(result: CheckResult, inv: Inventory, selection: Selection) -> CheckResult:
     if not selection.narrows:
         return result
-    from rotator.apply.renewer import copy_key
+    from rotator.plan.copies import copy_key
 
     # A Secret's copies in other gateway namespaces carry one certificate: selecting one
     # selects them all, or a renewal would leave them serving different certificates.
