@@ -403,3 +403,12 @@ class CheckResult:
     # (sink, result, count) of this pass's alert deliveries: ("pagerduty", "failed", 2).
     # For metrics: alerting that silently fails must show somewhere else than in itself.
     notifications: tuple[tuple[str, str, int], ...] = ()
+
+    def renewals_by_copy(self) -> dict[str, RenewalOutcome]:
+        """This pass's renewal outcome of each Secret copy, by "namespace/name": one order
+        covers every namespace copy of a Secret."""
+        out: dict[str, RenewalOutcome] = {}
+        for o in self.renewals:
+            for copy in o.copies or (f"{o.namespace}/{o.name}",):
+                out[copy] = o
+        return out

@@ -131,8 +131,8 @@ def test_nothing_listening_is_reported_too() -> None:
 
 def test_an_open_not_served_alert_is_reprobed_each_pass(tmp_path: Path) -> None:
     """It stays open while the gateway serves another serial, and clears once it serves ours."""
+    from rotator.apply.verify import still_not_served
     from rotator.config.load import parse_config
-    from rotator.live_pass import still_not_served
 
     served, current = f.make_leaf(["app.example.com"]), f.make_leaf(["app.example.com"])
     gw = Gateway(tmp_path, served)
@@ -148,11 +148,11 @@ def test_an_open_not_served_alert_is_reprobed_each_pass(tmp_path: Path) -> None:
                 "target": "istio-system/app-tls",
             }
         }
-        (still,) = still_not_served(result, alerts, config)
+        (still,) = still_not_served(result, alerts, config.verify)
         assert still.code == "not-served" and serial(served) in still.message
         fixed = f.run(
             f.ingress(), f.gateway("gw", [f.server(["app.example.com"], "app-tls")]), f.secret("app-tls", leaf=served)
         )
-        assert still_not_served(fixed, alerts, config) == []  # now served: the alert may resolve
+        assert still_not_served(fixed, alerts, config.verify) == []  # now served: the alert may resolve
     finally:
         gw.close()

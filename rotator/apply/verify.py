@@ -13,12 +13,14 @@ import ssl
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from cryptography import x509
 
+from rotator.config.schema import VerifyConfig
 from rotator.findings import finding
 from rotator.hosts import strip_namespace
-from rotator.model import Finding, ObjectRef, Reference
+from rotator.model import CheckResult, Finding, ObjectRef, Reference
 
 
 def served_serial(address: str, sni: str, timeout: float = 5.0) -> str | None:
@@ -90,4 +92,32 @@ def verify(
                 obj,
             )
         )
+    return out
+
+
+def still_not_served(result: CheckResult, open_alerts: dict[str, Any], config: VerifyConfig) -> list[Finding]:
+    """Open not-served alerts stay open until a probe sees the current serial served:
+    their absence from this pass's rotations is no evidence the gateway caught up."""
+    renewed = result.renewals_by_copy()
+    creds = {(c.spec.namespace, c.spec.name): c for c in result.credentials if c.spec.role == "server"}
+    out: list[Finding] = []
+    for entry in open_alerts.values():
+        # The stored target, not the dedup key: a long key is hashed and cannot be parsed back.
+        target = str((entry or {}).get("target", ""))
+        if (entry or {}).get("class") != "tls-not-served" or "/" not in target:
+            continue
+        ns, _, name = target.partition("/")
+        if any(
+            f.code == "not-served" and f.object and (f.object.namespace, f.object.name) == (ns, name)
+            for f in result.findings
+        ):
+            continue  # verified in this pass already
+        cred = creds.get((ns, name))
+        done = renewed.get(f"{ns}/{name}")
+        serial = (
+            done.serial if done and done.serial else (cred.certificate.serial if cred and cred.certificate else None)
+        )
+        if cred is None or serial is None:
+            continue  # the credential is gone: resolve
+        out += verify(ns, name, serial, cred.spec.references, config.address, timedelta(0), timedelta(0))
     return out

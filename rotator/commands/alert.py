@@ -31,9 +31,9 @@ def alert_test_command(args: argparse.Namespace, stdout: TextIO) -> int:
         if isinstance(api, int):
             return api
     from rotator.checks.certs import utcnow
-    from rotator.live_pass import test_alerts
+    from rotator.report.alerts.sinks import alert_test
 
-    results = test_alerts(config, api, utcnow)
+    results = alert_test(config, api, utcnow)
     for name, outcome in results:
         stdout.write(f"{name}: {outcome}\n")
     return 0 if results and all(o == "ok" for _n, o in results) else 2

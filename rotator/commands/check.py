@@ -109,7 +109,7 @@ def check_command(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> in
         from rotator.live_pass import issuer_health
 
         health = issuer_health(result, build_issuers(config, api, utcnow), lambda: now)
-        from rotator.live_pass import sink_health
+        from rotator.report.alerts.sinks import sink_health
 
         health += sink_health(config, api, utcnow)
         if api is None:  # offline: a CA kept in a Secret cannot be read, which is no fault of the CA

@@ -8,7 +8,7 @@ from typing import Any
 
 from rotator.kube.api import SECRETS, ApiError, KubeAPI
 from rotator.model import CheckResult
-from rotator.report.document import _credential, exit_code, renewals_by_copy
+from rotator.report.document import _credential, exit_code
 from rotator.util.timeutil import rfc3339
 
 ANNOTATIONS = {
@@ -60,7 +60,7 @@ def _facts(api: KubeAPI, namespace: str, name: str) -> dict[str, Any]:
 
 
 def document(result: CheckResult, api: KubeAPI, namespace: str, name: str) -> dict[str, Any]:
-    renewals = renewals_by_copy(result)
+    renewals = result.renewals_by_copy()
     return {
         "credentials": [_credential(c, renewals.get(f"{c.spec.namespace}/{c.spec.name}")) for c in result.credentials],
         **_facts(api, namespace, name),

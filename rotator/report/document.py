@@ -42,14 +42,6 @@ def _renewal(o: RenewalOutcome | None) -> dict[str, Any] | None:
     }
 
 
-def renewals_by_copy(result: CheckResult) -> dict[str, RenewalOutcome]:
-    out: dict[str, RenewalOutcome] = {}
-    for o in result.renewals:
-        for copy in o.copies or (f"{o.namespace}/{o.name}",):
-            out[copy] = o
-    return out
-
-
 def _credential(c: Credential, renewal: RenewalOutcome | None = None) -> dict[str, Any]:
     cert = c.certificate
     return {
@@ -120,7 +112,7 @@ def to_document(result: CheckResult) -> dict[str, Any]:
         "credentials": [
             _credential(
                 c,
-                renewals_by_copy(result).get(f"{c.spec.namespace}/{c.spec.name}") if c.spec.role == "server" else None,
+                result.renewals_by_copy().get(f"{c.spec.namespace}/{c.spec.name}") if c.spec.role == "server" else None,
             )
             for c in result.credentials
         ],
@@ -147,7 +139,7 @@ def exit_code(result: CheckResult) -> int:
 def unrenewed_expired(result: CheckResult) -> list[Credential]:
     """Expired credentials this pass did not renew: whatever the reason (another holder of
     the Lease, no issuer, a refusal), a job that leaves one behind has not done its job."""
-    renewed = {k for k, o in renewals_by_copy(result).items() if o.status == "renewed"}
+    renewed = {k for k, o in result.renewals_by_copy().items() if o.status == "renewed"}
     return [
         c for c in result.credentials if c.state == "expired" and f"{c.spec.namespace}/{c.spec.name}" not in renewed
     ]
@@ -239,7 +231,7 @@ def write_table(result: CheckResult, out: TextIO, color: bool | None = None, wid
     if wide:
         table.add_column("GATEWAYS / HOSTS", overflow="fold", min_width=24)
     table.add_column("FINDINGS", overflow="fold", ratio=2, min_width=14)
-    renewals = renewals_by_copy(result)
+    renewals = result.renewals_by_copy()
     for c in result.credentials:
         gws = sorted({f"{r.namespace}/{r.name}:{r.port}" for r in c.spec.references})
         done = renewals.get(f"{c.spec.namespace}/{c.spec.name}") if c.spec.role == "server" else None

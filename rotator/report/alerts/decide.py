@@ -1,5 +1,6 @@
-"""Which credentials should page, and what to send to move PagerDuty from what it was
-told last to what is true now. Pure: the transport and the stored state are passed in.
+"""Which credentials should page, and which triggers and resolves move a sink from what it
+was told last to what is true now. Pure and sink-neutral: each sink's wire format lives
+with the sink (``pagerduty.py``, ``webhook.py``); the transport and state are passed in.
 
 One trigger per state change (an unchanged problem is not re-sent every pass), every
 resolve delivered: the last state PagerDuty acknowledged is persisted (rotator's state
@@ -13,11 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from rotator.model import CheckResult, Credential, RenewalOutcome
-from rotator.report.document import renewals_by_copy
+from rotator.model import CheckResult, Credential, RenewalOutcome, Severity
 from rotator.util.timeutil import rfc3339
 
-Severity = Literal["critical", "error", "warning", "info"]
 SUMMARY_LIMIT = 1024
 DEDUP_LIMIT = 255
 
@@ -35,7 +34,7 @@ class Alert:
 
 
 @dataclass(frozen=True)
-class Action:
+class AlertAction:
     kind: Literal["trigger", "resolve"]
     dedup_key: str
     alert: Alert | None = None  # for triggers
@@ -87,7 +86,7 @@ def desired(
     result: CheckResult, cluster: str, percent: float, window: timedelta, client_url: str | None = None
 ) -> dict[str, Alert]:
     now = result.evaluated_at
-    renewals = renewals_by_copy(result)
+    renewals = result.renewals_by_copy()
     out: dict[str, Alert] = {}
     for c in result.credentials:
         renewal = renewals.get(f"{c.spec.namespace}/{c.spec.name}") if c.spec.role == "server" else None
@@ -149,11 +148,6 @@ def not_served_alerts(result: CheckResult, cluster: str) -> dict[str, Alert]:
     return out
 
 
-def key_id(routing_key: str) -> str:
-    """Which routing key opened an alert, without storing the key itself."""
-    return hashlib.sha256(routing_key.encode()).hexdigest()[:12]
-
-
 RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
 
 
@@ -162,7 +156,7 @@ def plan_actions(
     known: dict[str, dict[str, Any]],
     routing_key_id: str | None = None,
     escalate_only: bool = False,
-) -> list[Action]:
+) -> list[AlertAction]:
     """Triggers for new problems and changed severities; resolves for what is no longer wanted.
 
     ``escalate_only`` is for a pass that does not hold the Lease: it sees the cluster but
@@ -174,55 +168,17 @@ def plan_actions(
     drops such a resolve silently): it is re-triggered under the current key when still
     wanted, and otherwise left to be resolved in PagerDuty (the caller logs it).
     """
-    actions: list[Action] = []
+    actions: list[AlertAction] = []
     for key, alert in sorted(wanted.items()):
         was = known.get(key)
         other_key = was is not None and routing_key_id is not None and was.get("key", routing_key_id) != routing_key_id
         if escalate_only and was is not None and RANK.get(str(was.get("severity")), 0) >= RANK[alert.severity]:
             continue
         if was is None or was.get("severity") != alert.severity or other_key:
-            actions.append(Action("trigger", key, alert))
+            actions.append(AlertAction("trigger", key, alert))
     if escalate_only:
         return actions
     for key in sorted(known):
         if key not in wanted and (routing_key_id is None or known[key].get("key", routing_key_id) == routing_key_id):
-            actions.append(Action("resolve", key))
+            actions.append(AlertAction("resolve", key))
     return actions
-
-
-def trigger_event(routing_key: str, alert: Alert, now: datetime, client_url: str | None) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "routing_key": routing_key,
-        "event_action": "trigger",
-        "dedup_key": alert.dedup_key,
-        "payload": {
-            "summary": alert.summary,
-            "source": alert.source,
-            "severity": alert.severity,
-            "timestamp": now.isoformat(),
-            "component": alert.component,
-            "group": alert.group,
-            "class": alert.klass,
-            "custom_details": alert.details,
-        },
-        "client": "rotator",
-    }
-    if client_url:
-        body["client_url"] = client_url
-    return body
-
-
-def resolve_event(routing_key: str, key: str) -> dict[str, Any]:
-    return {"routing_key": routing_key, "event_action": "resolve", "dedup_key": key}
-
-
-def change_event(routing_key: str, o: RenewalOutcome, source: str, now: datetime) -> dict[str, Any]:
-    return {
-        "routing_key": routing_key,
-        "payload": {
-            "summary": clip(f"Secret {o.namespace}/{o.name} rotated by {o.issuer} (serial {o.serial})"),
-            "source": source,
-            "timestamp": now.isoformat(),
-            "custom_details": {"copies": list(o.copies), "not_after": rfc3339(o.not_after) if o.not_after else None},
-        },
-    }

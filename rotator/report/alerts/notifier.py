@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from rotator.kube.state import StateStore
 from rotator.model import CheckResult
-from rotator.report.alerts.decide import Action, Alert, desired, not_served_alerts, plan_actions
+from rotator.report.alerts.decide import Alert, AlertAction, desired, not_served_alerts, plan_actions
 from rotator.util.logs import get_logger
 from rotator.util.timeutil import parse_duration, rfc3339
 
@@ -86,7 +86,7 @@ class AlertNotifier:
         """Which credential opened an alert, when a sink can only resolve its own."""
         return None
 
-    def send(self, action: Action, known: dict[str, dict[str, Any]]) -> bool:
+    def send(self, action: AlertAction, known: dict[str, dict[str, Any]]) -> bool:
         raise NotImplementedError
 
     def after(self, result: CheckResult, deadline: float, counts: dict[str, int]) -> None:
@@ -147,7 +147,7 @@ class AlertNotifier:
         self.after(result, deadline, counts)
         self.log.info("alerting done", **counts)
 
-    def _entry(self, action: Action, kid: str | None) -> dict[str, Any] | None:
+    def _entry(self, action: AlertAction, kid: str | None) -> dict[str, Any] | None:
         if action.kind != "trigger" or action.alert is None:
             return None
         entry = {

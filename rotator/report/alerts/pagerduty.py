@@ -9,6 +9,7 @@ key is only ever in request bodies: never in logs, findings or exceptions.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Callable
@@ -17,12 +18,12 @@ from typing import Any
 
 from rotator.config.schema import PagerDutyConfig
 from rotator.kube.state import StateStore
-from rotator.model import CheckResult
-from rotator.report.alerts.decide import Action, change_event, key_id, resolve_event, trigger_event
+from rotator.model import CheckResult, RenewalOutcome
+from rotator.report.alerts.decide import Alert, AlertAction, clip
 from rotator.report.alerts.notifier import AlertNotifier, RateLimiter
 from rotator.report.alerts.post import JSONPoster
 from rotator.util.retry import RetryPolicy, default_sleep
-from rotator.util.timeutil import parse_duration
+from rotator.util.timeutil import parse_duration, rfc3339
 
 REGIONS = {"us": "https://events.pagerduty.com", "eu": "https://events.eu.pagerduty.com"}
 ROUTING_KEY = re.compile(r"^[A-Za-z0-9]{32}$")
@@ -79,7 +80,7 @@ class Notifier(AlertNotifier):
     def key_id(self) -> str:
         return key_id(self.routing_key)
 
-    def send(self, action: Action, known: dict[str, dict[str, Any]]) -> bool:
+    def send(self, action: AlertAction, known: dict[str, dict[str, Any]]) -> bool:
         if action.kind == "trigger" and action.alert is not None:
             body = trigger_event(self.routing_key, action.alert, self.clock(), self.cfg.client_url)
         else:
@@ -95,3 +96,49 @@ class Notifier(AlertNotifier):
             event = change_event(self.routing_key, o, self.cluster, self.clock())
             if self.transport.post("/v2/change/enqueue", event, deadline=deadline):  # best effort: never pages
                 counts["changes"] += 1
+
+
+# --- the Events API v2 wire format -------------------------------------------------
+
+
+def key_id(routing_key: str) -> str:
+    """Which routing key opened an alert, without storing the key itself."""
+    return hashlib.sha256(routing_key.encode()).hexdigest()[:12]
+
+
+def trigger_event(routing_key: str, alert: Alert, now: datetime, client_url: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "routing_key": routing_key,
+        "event_action": "trigger",
+        "dedup_key": alert.dedup_key,
+        "payload": {
+            "summary": alert.summary,
+            "source": alert.source,
+            "severity": alert.severity,
+            "timestamp": now.isoformat(),
+            "component": alert.component,
+            "group": alert.group,
+            "class": alert.klass,
+            "custom_details": alert.details,
+        },
+        "client": "rotator",
+    }
+    if client_url:
+        body["client_url"] = client_url
+    return body
+
+
+def resolve_event(routing_key: str, key: str) -> dict[str, Any]:
+    return {"routing_key": routing_key, "event_action": "resolve", "dedup_key": key}
+
+
+def change_event(routing_key: str, o: RenewalOutcome, source: str, now: datetime) -> dict[str, Any]:
+    return {
+        "routing_key": routing_key,
+        "payload": {
+            "summary": clip(f"Secret {o.namespace}/{o.name} rotated by {o.issuer} (serial {o.serial})"),
+            "source": source,
+            "timestamp": now.isoformat(),
+            "custom_details": {"copies": list(o.copies), "not_after": rfc3339(o.not_after) if o.not_after else None},
+        },
+    }

@@ -20,7 +20,7 @@ from typing import Any
 from rotator.config.schema import WebhookConfig
 from rotator.kube.state import StateStore
 from rotator.model import CheckResult, RenewalOutcome
-from rotator.report.alerts.decide import Action, clip
+from rotator.report.alerts.decide import AlertAction, clip
 from rotator.report.alerts.notifier import AlertNotifier, RateLimiter
 from rotator.report.alerts.post import JSONPoster
 from rotator.util.retry import RetryPolicy, default_sleep
@@ -36,7 +36,7 @@ def sign(secret: bytes, body: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
-def trigger_body(action: Action, cluster: str, now: datetime) -> dict[str, Any]:
+def trigger_body(action: AlertAction, cluster: str, now: datetime) -> dict[str, Any]:
     alert = action.alert
     assert alert is not None
     return {
@@ -123,7 +123,7 @@ class WebhookNotifier(AlertNotifier):
             ca_bundle=cfg.ca_bundle,
         )
 
-    def send(self, action: Action, known: dict[str, dict[str, Any]]) -> bool:
+    def send(self, action: AlertAction, known: dict[str, dict[str, Any]]) -> bool:
         if action.kind == "trigger":
             body = trigger_body(action, self.cluster, self.clock())
         else:
