@@ -40,6 +40,7 @@ from tests.support.world import (
     plan_from_cluster,
     renewer_for,
     secret_data,
+    seed_two_namespace_world,
 )
 
 
@@ -310,10 +311,7 @@ def test_one_failure_never_stops_the_others_and_renewals_run_concurrently(
 def test_copies_in_two_gateway_namespaces_get_one_certificate(tmp_path: Path) -> None:
     ca = CA()
     with FakeCluster(rbac_manifests=kube.deploy_rbac(("ingress-b",))) as fake:
-        kube.seed_object(fake, f.ingress())
-        kube.seed_object(fake, f.ingress("ingress-b"))
-        kube.seed_object(fake, f.gateway("gw", [f.server([HOST], NAME)], namespace="edge"))
-        kube.seed_object(fake, ca.secret())
+        seed_two_namespace_world(fake, ca)
         for ns in (NS, "ingress-b"):
             crt, key, _ = ca.leaf([HOST], days_left=3)
             kube.seed_object(fake, f.secret(NAME, namespace=ns, data={"tls.crt": crt, "tls.key": key}))
@@ -342,10 +340,7 @@ def test_an_issued_certificate_is_validated_once_for_all_its_copies(
 
     ca = CA()
     with FakeCluster(rbac_manifests=kube.deploy_rbac(("ingress-b",))) as fake:
-        kube.seed_object(fake, f.ingress())
-        kube.seed_object(fake, f.ingress("ingress-b"))
-        kube.seed_object(fake, f.gateway("gw", [f.server([HOST], NAME)], namespace="edge"))
-        kube.seed_object(fake, ca.secret())
+        seed_two_namespace_world(fake, ca)
         for ns in (NS, "ingress-b"):
             crt, key, _ = ca.leaf([HOST], days_left=3)
             kube.seed_object(fake, f.secret(NAME, namespace=ns, data={"tls.crt": crt, "tls.key": key}))

@@ -18,7 +18,17 @@ from rotator.kube.api import SECRETS, ApiError
 from tests.support import factory as f
 from tests.support import kube
 from tests.support.fakeapi import FakeCluster
-from tests.support.world import CA, HOST, NAME, NS, now, plan_from_cluster, renewer_for, secret_data
+from tests.support.world import (
+    CA,
+    HOST,
+    NAME,
+    NS,
+    now,
+    plan_from_cluster,
+    renewer_for,
+    secret_data,
+    seed_two_namespace_world,
+)
 
 # --- item 4: wasted issuance and duplicates ---------------------------------------------------
 
@@ -316,10 +326,7 @@ def test_a_pending_certificate_only_half_written_to_its_copies_is_kept(tmp_path:
     write failed. The pending Secret is still the second's safety net."""
     ca = CA()
     with FakeCluster(rbac_manifests=kube.deploy_rbac(("ingress-b",))) as fake:
-        kube.seed_object(fake, f.ingress())
-        kube.seed_object(fake, f.ingress("ingress-b"))
-        kube.seed_object(fake, f.gateway("gw", [f.server([HOST], NAME)], namespace="edge"))
-        kube.seed_object(fake, ca.secret())
+        seed_two_namespace_world(fake, ca)
         new_crt, new_key, _ = ca.leaf([HOST], days_left=60)
         old_crt, old_key, _ = ca.leaf([HOST], days_left=3)
         # the lead copy (first namespace in order) got it; the other's write failed

@@ -146,3 +146,12 @@ def plan_from_cluster(kc: Path, config: Any, when: datetime) -> tuple[Any, Any]:
 
     inv = read_cluster(kube.api(kc)).inventory
     return run_check(inv, config, when), inv
+
+
+def seed_two_namespace_world(fake: FakeCluster, ca: CA) -> None:
+    """Gateway gw in "edge" whose pods run in NS and "ingress-b": Istio reads NAME in both,
+    so rotator keeps two copies on one certificate. The CA's Secret too; no copies yet."""
+    kube.seed_object(fake, f.ingress())
+    kube.seed_object(fake, f.ingress("ingress-b"))
+    kube.seed_object(fake, f.gateway("gw", [f.server([HOST], NAME)], namespace="edge"))
+    kube.seed_object(fake, ca.secret())
