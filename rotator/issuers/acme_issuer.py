@@ -654,14 +654,14 @@ def _identifiers(csr_pem: bytes) -> list[messages.Identifier]:
 
 
 def ari_jitter(cert: x509.Certificate) -> float:
-    from rotator.plan.policy import ari_jitter as jitter
+    from rotator.plan.ari import ari_jitter as jitter
 
     return jitter(format(cert.serial_number, "x"))
 
 
 def ari_due(window: tuple[datetime, datetime], cert: x509.Certificate, now: datetime) -> bool:
-    """The planning rule (``policy.ari_due``), for an x509 certificate."""
-    from rotator.plan.policy import ari_due as due
+    """The planning rule (``plan.ari.ari_due``), for an x509 certificate."""
+    from rotator.plan.ari import ari_due as due
 
     return due(window, format(cert.serial_number, "x"), now)
 

@@ -8,7 +8,6 @@ first that fires is the recorded reason. ``GATES`` then decide whether rotator m
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -29,12 +28,18 @@ from rotator.model import (
     is_untrusted,
 )
 from rotator.plan import ownership
-from rotator.util.timeutil import DEFAULT_RENEW_BEFORE, RenewBefore, format_duration, parse_renew_before, rfc3339
+from rotator.plan.ari import ari_due
+from rotator.plan.issuer_rules import (
+    ISSUER_ANNOTATION,
+    choose_issuer,
+    issuer_secrets,
+    normal_hosts,
+    resolve_renew_before,
+)
+from rotator.util.timeutil import format_duration, rfc3339
 
-RENEW_BEFORE_ANNOTATION = "rotator.io/renew-before"
 ISSUED_BY_ANNOTATION = "rotator.io/issued-by"
 RENEWAL_ANNOTATION = "rotator.io/renewal"
-ISSUER_ANNOTATION = "rotator.io/issuer"
 
 
 @dataclass(frozen=True)
@@ -94,17 +99,6 @@ def ari_window_open(i: PolicyInput) -> str | None:
     if window is None or cert is None or not ari_due(window, cert.serial, i.now):
         return None
     return f"inside the CA's suggested renewal window ({rfc3339(window[0])} to {rfc3339(window[1])})"
-
-
-def ari_jitter(serial_hex: str) -> float:
-    """A stable fraction in [0, 1) per certificate, so repeated passes agree on the moment."""
-    digest = hashlib.sha256(str(int(serial_hex, 16)).encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
-def ari_due(window: tuple[datetime, datetime], serial_hex: str, now: datetime) -> bool:
-    start, end = window
-    return now >= start + (end - start) * ari_jitter(serial_hex)
 
 
 def hosts_not_covered(i: PolicyInput) -> str | None:
@@ -308,78 +302,6 @@ GATES: tuple[Gate, ...] = (
 )
 
 
-def choose_issuer(
-    cred: Credential, secret: Secret | None, config: Config
-) -> tuple[str | None, Rule | None, list[Finding], tuple[str, ...]]:
-    """(issuer, rule, findings, untrusted Gateway namespaces).
-
-    Rules are tried in order. Each decides which referencing Gateways it trusts; the
-    first that matches the Secret with the hosts of its trusted Gateways wins, so a
-    tenant's Gateway naming a shared Secret can neither pick the rule nor stop it (its
-    hosts are left out). When a rule would match but trusts none of the Gateways, their
-    namespaces come back to be reported (and nothing is issued)."""
-    spec = cred.spec
-    obj = ObjectRef(spec.kind, spec.namespace, spec.name)
-    found: list[Finding] = []
-    gateways = tuple(sorted({(r.group, r.namespace) for r in spec.references}))
-
-    def split(rule: Rule) -> tuple[tuple[str, ...], tuple[Reference, ...]]:
-        bad = tuple(rule.untrusted(spec.namespace, gateways))
-        return bad, tuple(r for r in spec.references if not is_untrusted(r, bad))
-
-    rule: Rule | None = None
-    untrusted: tuple[str, ...] = ()
-    refused: tuple[str, ...] = ()
-    for candidate in config.rules:
-        bad, trusted = split(candidate)
-        if not trusted and spec.references:
-            if not refused and candidate.matches(spec.namespace, spec.name, _hosts(spec.hosts)):
-                refused = bad
-            continue
-        if candidate.matches(spec.namespace, spec.name, _ref_hosts(trusted)):
-            rule, untrusted = candidate, bad
-            break
-    if secret is not None and ISSUER_ANNOTATION in secret.annotations:
-        wanted = secret.annotations[ISSUER_ANNOTATION]
-        if wanted in config.issuers:
-            # The annotation is the Secret writer's consent, not the Gateway author's: hosts
-            # still come from the Gateways, so those must be trusted all the same.
-            return wanted, rule, found, split(rule or Rule(issuer=wanted))[0]
-        found.append(
-            finding(
-                "invalid-annotation",
-                f"{obj}: annotation {ISSUER_ANNOTATION}={wanted!r} names no configured issuer "
-                f"({', '.join(sorted(config.issuers)) or 'none defined'}); using the config rules instead.",
-                obj,
-            )
-        )
-    if rule is None:
-        return None, None, found, refused
-    return rule.issuer, rule, found, untrusted
-
-
-def _ref_hosts(references: tuple[Reference, ...]) -> tuple[str, ...]:
-    return _hosts(tuple(dict.fromkeys(h for r in references for h in r.hosts)))
-
-
-def resolve_renew_before(
-    secret: Secret | None, rule: Rule | None, config: Config, obj: ObjectRef
-) -> tuple[RenewBefore, list[Finding]]:
-    """Secret annotation, then the matching rule, then the global setting, then 1/3 of lifetime."""
-    if secret is not None and RENEW_BEFORE_ANNOTATION in secret.annotations:
-        raw = secret.annotations[RENEW_BEFORE_ANNOTATION]
-        try:
-            return parse_renew_before(raw), []
-        except ValueError as exc:
-            bad = finding(
-                "invalid-annotation",
-                f"{obj}: annotation {RENEW_BEFORE_ANNOTATION}={raw!r} is not usable ({exc}); using the default.",
-                obj,
-            )
-            return _configured(rule, config), [bad]
-    return _configured(rule, config), []
-
-
 def untrusted_note(cred: Credential, untrusted: tuple[str, ...]) -> Finding:
     obj = ObjectRef(cred.spec.kind, cred.spec.namespace, cred.spec.name)
     gws = sorted({f"{r.namespace}/{r.name}" for r in cred.spec.references if is_untrusted(r, untrusted)})
@@ -390,26 +312,6 @@ def untrusted_note(cred: Credential, untrusted: tuple[str, ...]) -> Finding:
         "certificates, add it to the rule's gateway_namespaces.",
         obj,
     )
-
-
-def issuer_secrets(config: Config) -> set[str]:
-    """Where rotator's own issuers keep their CA ("namespace/name")."""
-    out: set[str] = set()
-    for cfg in config.issuers.values():
-        ref = getattr(cfg, "secret", None)
-        if isinstance(ref, str) and "/" in ref:
-            out.add(ref)
-    return out
-
-
-def _hosts(hosts: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(h for h in hosts if h != "*")
-
-
-def _configured(rule: Rule | None, config: Config) -> RenewBefore:
-    if rule is not None and rule.renew_before:
-        return parse_renew_before(rule.renew_before)
-    return config.renew_before() or DEFAULT_RENEW_BEFORE
 
 
 def plan(cred: Credential, inv: Inventory, config: Config, now: datetime, facts: PlanFacts = NO_FACTS) -> Credential:
@@ -439,7 +341,7 @@ def plan(cred: Credential, inv: Inventory, config: Config, now: datetime, facts:
                 )
             )
     allow_change = any(
-        r.issuer == issuer and r.allow_issuer_change and r.matches(spec.namespace, spec.name, _hosts(spec.hosts))
+        r.issuer == issuer and r.allow_issuer_change and r.matches(spec.namespace, spec.name, normal_hosts(spec.hosts))
         for r in config.rules
     )
     cred = replace(cred, untrusted=untrusted)
