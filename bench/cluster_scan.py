@@ -137,7 +137,7 @@ def _baseline(server: str, token: str, urls: list[str]) -> int:
 
 def _rotator_read(api: Any) -> int:
     from rotator.checks.certs import parse_bundle
-    from rotator.checks.inspect import select_server_keys
+    from rotator.checks.families import select_server_keys
     from rotator.discover.cluster import read_cluster
 
     inv = read_cluster(api).inventory

@@ -360,7 +360,7 @@ def test_validated_material_cannot_be_made_except_by_validate() -> None:
 
     crt, key, _ = CA().leaf([HOST], days_left=30)
     with pytest.raises(TypeError, match="validate only"):
-        Validated(Material(crt, key), (), ("tls.crt", "tls.key"), now())
+        Validated(Material(crt, key))
     assert isinstance(validate(Material(crt, key), (), now()), Validated)
     assert isinstance(validate(Material(b"garbage", key), (), now()), Rejected)
 

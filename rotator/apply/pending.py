@@ -23,7 +23,7 @@ from typing import Any
 from rotator.apply.secret_bodies import LABEL_MANAGED_BY, Material, label_value
 from rotator.apply.validate import Rejected, Validated, validate
 from rotator.checks import certs
-from rotator.checks.inspect import select_server_keys
+from rotator.checks.families import select_server_keys
 from rotator.config.schema import ACMEIssuerConfig, Config
 from rotator.issuers.base import Issued
 from rotator.kube.api import SECRETS, ApiError, KubeAPI

@@ -31,7 +31,8 @@ from rotator.apply.secret_bodies import Material
 from rotator.apply.secret_writer import SecretWriter
 from rotator.apply.validate import Rejected, validate
 from rotator.checks import certs
-from rotator.checks.inspect import InspectOptions, inspect, select_server_keys
+from rotator.checks.families import select_server_keys
+from rotator.checks.inspect import InspectOptions, inspect
 from rotator.config.schema import Config
 from rotator.findings import finding, internal_error
 from rotator.issuers import keys
@@ -51,11 +52,6 @@ from rotator.plan.copies import group_copies, required_coverage, sans_for
 from rotator.plan.policy import plan
 from rotator.util.logs import get_logger
 from rotator.util.timeutil import parse_duration, rfc3339
-
-# --- pure helpers ------------------------------------------------------------------
-
-
-# --- the shell ---------------------------------------------------------------------
 
 
 class Renewer:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from rotator.checks import certs
-from rotator.checks.inspect import select_server_keys
+from rotator.checks.families import select_server_keys
 from rotator.plan import ownership
 from rotator.util.timeutil import rfc3339
 

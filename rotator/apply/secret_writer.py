@@ -40,7 +40,7 @@ from rotator.apply.secret_bodies import (
     updated_secret,
 )
 from rotator.apply.validate import Rejected, Validated, validate
-from rotator.checks.inspect import select_server_keys
+from rotator.checks.families import select_server_keys
 from rotator.kube.api import SECRETS, ApiError, KubeAPI
 from rotator.kube.events import EventRecorder
 from rotator.model import Finding, Reference
@@ -60,12 +60,6 @@ class Outcome:
     backup: str | None = None
     serial: str | None = None
     findings: tuple[Finding, ...] = ()
-
-
-# --- pure parts --------------------------------------------------------------------
-
-
-# --- the imperative shell ----------------------------------------------------------
 
 
 class SecretWriter:

@@ -22,12 +22,9 @@ _MINT = object()  # only this module constructs Validated
 
 @dataclass(frozen=True)
 class Validated:
-    """Material that passed the checks for ``references`` at ``checked_at``, in ``family``."""
+    """Material that passed the checks for the references it will serve."""
 
     material: Material
-    references: tuple[Reference, ...]
-    family: tuple[str, str]
-    checked_at: datetime
     _mint: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -59,4 +56,4 @@ def validate(
     problems = tuple(f for f in cred.findings if f.code in findings.BLOCKS_WRITE)
     if problems:
         return Rejected(problems)
-    return Validated(material, tuple(references), family, now, _MINT)
+    return Validated(material, _MINT)

@@ -11,12 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from rotator.checks import client_ca, server
-from rotator.checks.families import select_server_keys
 from rotator.checks.lookup import lookup
 from rotator.checks.options import InspectOptions
 from rotator.model import Credential, CredentialSpec, Finding, Inventory, ObjectRef
 
-__all__ = ["InspectOptions", "inspect", "select_server_keys"]
+__all__ = ["InspectOptions", "inspect"]
 
 
 def inspect(spec: CredentialSpec, inv: Inventory, now: datetime, options: InspectOptions) -> Credential:

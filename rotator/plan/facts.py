@@ -16,7 +16,7 @@ from typing import Any
 from cryptography import x509
 
 from rotator.checks import certs
-from rotator.checks.inspect import select_server_keys
+from rotator.checks.families import select_server_keys
 from rotator.issuers.base import IssuerError
 from rotator.kube.state import StateStore
 from rotator.model import Backoff, CheckResult, Credential, Inventory, IssuerCheck, PlanFacts
