@@ -40,7 +40,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rotator.issuers.acme_issuer import ACMEIssuer  # noqa: E402
+from rotator.issuers.acme.issuer import ACMEIssuer  # noqa: E402
 from rotator.issuers.base import IssueRequest  # noqa: E402
 from tests.support import acmeenv  # noqa: E402
 

@@ -18,8 +18,11 @@ from cryptography.x509.verification import PolicyBuilder, Store
 
 from rotator.checks import certs
 from rotator.config.schema import SecretKeyRef
-from rotator.issuers import dns01 as dns01_module
-from rotator.issuers.acme_issuer import ACMEIssuer, account_key_store, ari_due, offers
+from rotator.issuers.acme import dns01 as dns01_module
+from rotator.issuers.acme.account import account_key_store
+from rotator.issuers.acme.client import offers
+from rotator.issuers.acme.issuer import ACMEIssuer
+from rotator.issuers.acme.renewal_info import ari_due
 from rotator.issuers.base import IssueRequest, IssuerError
 from tests.support import acmeenv
 from tests.support.acmeenv import ari_pebble, issuer, request, txt
@@ -278,7 +281,7 @@ def f_leaf_pem() -> bytes:
 def test_retry_after_is_read_from_seconds_and_http_dates() -> None:
     import requests
 
-    from rotator.issuers.acme_issuer import retry_after_seconds
+    from rotator.issuers.acme.client import retry_after_seconds
 
     r = requests.Response()
     r.headers["Retry-After"] = "86400"

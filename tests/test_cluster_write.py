@@ -329,7 +329,7 @@ def test_rbac_in_deploy_is_exactly_sufficient(tmp_path: Path) -> None:
         assert writer.rollback(NS, NAME, [REF]).status == "rolled-back"
         # rotator's own namespace: the issuer's CA Secret, the ACME account key, the state
         from rotator.config.schema import ACMEIssuerConfig
-        from rotator.issuers.acme_issuer import account_key_store
+        from rotator.issuers.acme.account import account_key_store
         from rotator.kube.secret_refs import secret_data
         from rotator.kube.state import ConfigMapState
 
@@ -342,7 +342,7 @@ def test_rbac_in_deploy_is_exactly_sufficient(tmp_path: Path) -> None:
         state.update(f"{NS}/{NAME}", lambda _old: {"failures": 1})
         state.update(f"{NS}/{NAME}", lambda old: {"failures": (old or {}).get("failures", 0) + 1})
         assert state.get(f"{NS}/{NAME}") == {"failures": 2}
-        from rotator.issuers.http01 import ClusterRoutes
+        from rotator.issuers.acme.http01 import ClusterRoutes
 
         routes = ClusterRoutes(api, "rotator", "rotator.rotator.svc.cluster.local", 8089)
         name = routes.name_for(HOST)

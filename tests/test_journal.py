@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from rotator.issuers.acme_issuer import ACMEIssuer
+from rotator.issuers.acme.issuer import ACMEIssuer
+from rotator.issuers.acme.journal import Artefact, ChallengeJournal, Leftover, give_up, stale
 from rotator.issuers.base import IssueRequest, IssuerError
-from rotator.issuers.journal import Artefact, ChallengeJournal, Leftover, give_up, stale
 from rotator.kube.state import ConfigMapState, MemoryState
 from tests.support import acmeenv, kube
 from tests.support.acmeenv import txt
@@ -127,8 +127,8 @@ def test_txt_records_of_an_order_whose_cleanup_never_ran_are_removed_by_a_later_
         recorded.append([e["name"] for e in store.all().values()])  # written down before it exists
         real_present(self, records)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("rotator.issuers.dns01.RFC2136Solver.present", present)
-    monkeypatch.setattr("rotator.issuers.dns01.RFC2136Solver.cleanup", lambda self, records: None)
+    monkeypatch.setattr("rotator.issuers.acme.dns01.RFC2136Solver.present", present)
+    monkeypatch.setattr("rotator.issuers.acme.dns01.RFC2136Solver.cleanup", lambda self, records: None)
     first._strike = lambda artefacts: None  # type: ignore[method-assign]  # the dead pod strikes nothing
     first.issue(request(host))
     monkeypatch.undo()
@@ -275,7 +275,7 @@ def test_a_live_pass_sweeps_before_it_renews(tmp_path: Path) -> None:
                 }
             }
         )
-        from rotator.issuers.http01 import challenge_route
+        from rotator.issuers.acme.http01 import challenge_route
 
         cluster.add(
             challenge_route("gone.example.com", ["istio-system/gw"], "rotator", "svc", 8089, "rotator-acme-x-1")

@@ -14,7 +14,7 @@ import pytest
 
 from rotator.cli import main
 from rotator.config.schema import ACMEIssuerConfig, DNS01Config, SecretKeyRef
-from rotator.issuers.acme_issuer import ACMEIssuer
+from rotator.issuers.acme.issuer import ACMEIssuer
 from tests.support import acmeenv, kube
 from tests.support import factory as f
 from tests.support.acmeenv import issuer as acme_issuer

@@ -39,7 +39,7 @@ def build_issuers(config: Config, api: KubeAPI | None, clock: Callable[[], datet
     out: dict[str, Issuer] = {}
     journal = None
     if api is not None:
-        from rotator.issuers.journal import ChallengeJournal
+        from rotator.issuers.acme.journal import ChallengeJournal
         from rotator.kube.state import ConfigMapState
 
         store = ConfigMapState(api, config.renewal.state_namespace, config.renewal.state_configmap, "challenges.json")
@@ -55,7 +55,7 @@ def build_issuers(config: Config, api: KubeAPI | None, clock: Callable[[], datet
                 cfg.client_auth,
             )
         else:
-            from rotator.issuers.acme_issuer import ACMEIssuer
+            from rotator.issuers.acme.issuer import ACMEIssuer
 
             out[name] = ACMEIssuer.from_config(name, cfg, api, clock, journal)
     return out

@@ -27,7 +27,7 @@ import dns.message
 import dns.query
 
 from rotator.config.schema import ACMEIssuerConfig, DNS01Config, HTTP01Config, SecretKeyRef
-from rotator.issuers.acme_issuer import ACMEIssuer
+from rotator.issuers.acme.issuer import ACMEIssuer
 from rotator.issuers.base import IssueRequest
 from rotator.util import pki
 
