@@ -83,7 +83,7 @@ def world_after(
     """The report of a real pass shows each credential as it is after the pass: the Secrets
     rotator wrote are read back and inspected again (one GET per copy written), so a
     renewed credential shows its new certificate and only the findings that still hold."""
-    from rotator.discover.wire import build_inventory
+    from rotator.discover.wire.inventory import build_inventory
     from rotator.kube.api import SECRETS, ApiError
     from rotator.model import RawObject, Source
     from rotator.pipeline import reinspect
@@ -182,7 +182,7 @@ def live_pass(
     """``selection``: the credentials this pass is about (-n, -l, one Secret); ``forced``:
     "namespace/name" of Secrets to renew now whether due or not (``rotator renew``)."""
     from rotator.discover.cluster import read_cluster
-    from rotator.discover.credentials import DiscoveryOptions
+    from rotator.discover.collect import DiscoveryOptions
     from rotator.issuers.factory import build_issuers
     from rotator.plan.selection import ALL, narrow
 

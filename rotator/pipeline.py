@@ -12,7 +12,8 @@ from datetime import datetime
 from rotator.checks.inspect import InspectOptions, inspect
 from rotator.config.schema import Config
 from rotator.discover import wiring as checklist
-from rotator.discover.credentials import DiscoveryOptions, discover
+from rotator.discover.collect import DiscoveryOptions
+from rotator.discover.credentials import discover
 from rotator.findings import internal_error
 from rotator.model import NO_FACTS, CheckResult, Credential, CredentialSpec, Finding, Inventory, ObjectRef, PlanFacts
 from rotator.plan.policy import plan

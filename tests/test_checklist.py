@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from rotator.discover import wiring as checklist
-from rotator.discover.credentials import DiscoveryOptions
+from rotator.discover.collect import DiscoveryOptions
 from rotator.model import Finding
 from tests.support import factory as f
 

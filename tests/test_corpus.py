@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from rotator.config.load import parse_config
 from rotator.discover.files import LoadResult, parse_text
-from rotator.discover.wire import build_inventory
+from rotator.discover.wire.inventory import build_inventory
 from rotator.pipeline import run_check
 from rotator.report.document import to_document
 from tests.support import factory as f

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from rotator.discover.credentials import DiscoveryOptions, discover, parse_credential_name
+from rotator.discover.collect import DiscoveryOptions, parse_credential_name
+from rotator.discover.credentials import discover
 from rotator.model import CheckResult, CredentialSpec, Finding
 from tests.support import factory as f
 

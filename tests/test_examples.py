@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rotator.config.load import load_config
 from rotator.discover.files import load
-from rotator.discover.wire import build_inventory
+from rotator.discover.wire.inventory import build_inventory
 from rotator.pipeline import run_check
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -932,7 +932,7 @@ def test_check_at_the_current_time_uses_the_clock() -> None:
 
 def _check_lenient(secret: dict[str, Any]) -> CheckResult:
     """Like ``check`` but lets inventory findings through, as the CLI does."""
-    from rotator.discover.wire import build_inventory
+    from rotator.discover.wire.inventory import build_inventory
     from rotator.model import RawObject, Source
     from rotator.pipeline import run_check
 

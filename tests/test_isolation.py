@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import rotator.discover.credentials
-import rotator.discover.wire
+import rotator.discover.wire.inventory
 import rotator.pipeline
 from rotator.apply.secret_writer import SecretWriter
 from rotator.cli import main
@@ -73,8 +73,12 @@ def is_b(value: Any) -> bool:
 
 
 STAGES: dict[str, tuple[Any, str, Callable[..., bool]]] = {
-    "inventory": (rotator.discover.wire, "_secret", lambda body, *a: body["metadata"]["name"] == "b-tls"),
-    "discovery": (rotator.discover.credentials, "_discover_istio", lambda gw, *a: gw.name == "gw-b"),
+    "inventory": (
+        rotator.discover.wire.inventory,
+        "parse_secret",
+        lambda body, *a: body["metadata"]["name"] == "b-tls",
+    ),
+    "discovery": (rotator.discover.credentials, "discover_istio", lambda gw, *a: gw.name == "gw-b"),
     "inspection": (rotator.pipeline, "inspect", lambda spec, *a: spec.name == "b-tls"),
     "planning": (rotator.pipeline, "plan", lambda cred, *a: cred.spec.name == "b-tls"),
     "issuing": (CAIssuer, "issue", lambda self, request: request.name == "b-tls"),

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rotator.discover.files import InputError, LoadResult, RawObject, expand_paths, load, parse_text
-from rotator.discover.wire import build_inventory
+from rotator.discover.wire.inventory import build_inventory
 from rotator.model import Finding, Inventory, Source
 from tests.support import factory as f
 

@@ -237,7 +237,7 @@ def _push(url: str, result: Any, config: Any, api: Any, issuers: dict[str, Any])
 
 def _from_files(args: argparse.Namespace, config: Any, stdin: TextIO) -> tuple[Any, list[Any]] | int:
     from rotator.discover.files import InputError, load
-    from rotator.discover.wire import build_inventory
+    from rotator.discover.wire.inventory import build_inventory
     from rotator.model import Finding, ObjectRef
 
     try:

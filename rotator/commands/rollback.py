@@ -28,7 +28,8 @@ def rollback_command(args: argparse.Namespace, stdout: TextIO) -> int:
     from rotator.apply.secret_writer import SecretWriter
     from rotator.checks.certs import utcnow
     from rotator.discover.cluster import read_cluster
-    from rotator.discover.credentials import DiscoveryOptions, discover
+    from rotator.discover.collect import DiscoveryOptions
+    from rotator.discover.credentials import discover
     from rotator.kube.api import ApiError
     from rotator.kube.events import EventRecorder
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from rotator.apis import CACERT_SUFFIX, ISTIO_GROUP
-from rotator.discover.credentials import DiscoveryOptions, discover
+from rotator.discover.collect import DiscoveryOptions
+from rotator.discover.credentials import discover
 from rotator.kube.api import KubeAPI
 from rotator.kube.reader import ReadResult, Wanted, read_credentials, read_routing
 from rotator.model import CredentialSpec

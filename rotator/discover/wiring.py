@@ -8,13 +8,8 @@ from __future__ import annotations
 
 from itertools import combinations
 
-from rotator.discover.credentials import (
-    DiscoveryOptions,
-    resolve_gateway_name,
-    selected_workloads,
-    selector_matches,
-    server_host_applies,
-)
+from rotator.discover.collect import DiscoveryOptions
+from rotator.discover.routing import resolve_gateway_name, selected_workloads, selector_matches, server_host_applies
 from rotator.findings import finding
 from rotator.hosts import istio_matches, strip_namespace
 from rotator.model import Finding, Inventory, IstioGateway

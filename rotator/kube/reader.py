@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rotator.apis import GATEWAY_API_GROUP, GATEWAY_LABEL_KEYS, ISTIO_GROUP
-from rotator.discover.wire import build_inventory
+from rotator.discover.wire.inventory import build_inventory
 from rotator.findings import finding
 from rotator.kube.api import CONFIGMAPS, PODS, SECRETS, ApiError, KubeAPI, ResourceType
 from rotator.model import Finding, Inventory, ObjectRef, RawObject, Source

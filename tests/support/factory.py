@@ -17,7 +17,7 @@ from cryptography import x509
 from rotator.config.load import parse_config
 from rotator.config.schema import Config
 from rotator.discover.files import RawObject
-from rotator.discover.wire import build_inventory
+from rotator.discover.wire.inventory import build_inventory
 from rotator.model import Inventory, Source
 from rotator.util import pki
 
