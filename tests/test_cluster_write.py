@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from freezegun import freeze_time
 
+from rotator.apply.rollback import restore
 from rotator.apply.secret_bodies import ANN_BACKUP_OF, ANN_ROLLED_BACK_AT, ANN_SERIAL, LABEL_BACKUP_OF, Material
 from rotator.apply.secret_writer import SecretWriter
 from rotator.checks.inspect import InspectOptions, inspect
@@ -273,7 +274,7 @@ def test_rollback_restores_exactly_and_can_itself_be_undone(env: Env) -> None:
     assert original is not None
     new = material()
     env.writer.write(NS, NAME, new, [REF])
-    out = env.writer.rollback(NS, NAME, [REF])
+    out = restore(env.writer, NS, NAME, [REF])
     assert out.status == "rolled-back", out
     restored = env.cluster.get("v1", "Secret", NS, NAME)
     assert restored is not None and data_of(restored) == data_of(original)
@@ -282,7 +283,7 @@ def test_rollback_restores_exactly_and_can_itself_be_undone(env: Env) -> None:
     reasons = [r.body["reason"] for r in env.cluster.requests if r.api_group == "events.k8s.io"]
     assert reasons == ["Rotated", "RolledBack"]
     # the rotated version was backed up before the rollback, so undo works
-    again = env.writer.rollback(NS, NAME, [REF])
+    again = restore(env.writer, NS, NAME, [REF])
     assert again.status == "rolled-back"
     restored_again = env.cluster.get("v1", "Secret", NS, NAME)
     assert restored_again is not None and data_of(restored_again)["tls.crt"] == new.chain_pem
@@ -292,13 +293,13 @@ def test_rollback_refuses_a_backup_that_fails_validation(env: Env) -> None:
     env.writer.write(NS, NAME, material(), [REF])
     env.cluster.reset_requests()
     later = SecretWriter(env.api, lambda: f.t(30))  # the backed-up certificate expired by then
-    out = later.rollback(NS, NAME, [REF])
+    out = restore(later, NS, NAME, [REF])
     assert out.status == "failed" and "cert-expired" in out.message
     assert env.secret_requests("PUT") == []
 
 
 def test_rollback_with_nothing_to_restore(env: Env) -> None:
-    out = env.writer.rollback(NS, NAME, [REF])
+    out = restore(env.writer, NS, NAME, [REF])
     assert out.status == "failed" and "no backup" in out.message
 
 
@@ -326,7 +327,7 @@ def test_rbac_in_deploy_is_exactly_sufficient(tmp_path: Path) -> None:
         writer = SecretWriter(api, lambda: f.NOW, EventRecorder(api, lambda: f.NOW, "t"), retention=1)
         assert writer.write(NS, NAME, material(), [REF]).status == "rotated"
         assert writer.write(NS, NAME, material(), [REF]).status == "rotated"  # prunes the first backup
-        assert writer.rollback(NS, NAME, [REF]).status == "rolled-back"
+        assert restore(writer, NS, NAME, [REF]).status == "rolled-back"
         # rotator's own namespace: the issuer's CA Secret, the ACME account key, the state
         from rotator.config.schema import ACMEIssuerConfig
         from rotator.issuers.acme.account import account_key_store
@@ -526,7 +527,7 @@ def test_rollback_restores_only_the_certificate_and_key(env: Env) -> None:
     obj["data"]["ca.crt"] = base64.b64encode(new_ca).decode()
     obj["data"]["added-later"] = base64.b64encode(b"x").decode()
     env.cluster.add(obj)
-    assert env.writer.rollback(NS, NAME, [REF]).status == "rolled-back"
+    assert restore(env.writer, NS, NAME, [REF]).status == "rolled-back"
     got = data_of(env.cluster.get("v1", "Secret", NS, NAME) or {})
     assert got["ca.crt"] == new_ca and got["added-later"] == b"x"  # not ours to roll back
 
@@ -536,7 +537,7 @@ def test_rollback_of_a_deleted_secret_restores_its_metadata(env: Env) -> None:
     assert original is not None
     env.writer.write(NS, NAME, material(), [REF])
     env.cluster.remove("v1", "Secret", NS, NAME)
-    out = env.writer.rollback(NS, NAME, [REF])
+    out = restore(env.writer, NS, NAME, [REF])
     assert out.status == "rolled-back"
     back = env.cluster.get("v1", "Secret", NS, NAME)
     assert back is not None and data_of(back)["tls.crt"] == data_of(original)["tls.crt"]
@@ -562,7 +563,7 @@ def test_backups_are_opaque_and_restore_the_original_type(env: Env) -> None:
     backup = env.cluster.get("v1", "Secret", NS, out.backup or "")
     assert backup is not None and backup["type"] == "Opaque"  # expiry exporters watch kubernetes.io/tls
     env.cluster.remove("v1", "Secret", NS, NAME)
-    assert env.writer.rollback(NS, NAME, [REF]).status == "rolled-back"
+    assert restore(env.writer, NS, NAME, [REF]).status == "rolled-back"
     assert (env.cluster.get("v1", "Secret", NS, NAME) or {})["type"] == "kubernetes.io/tls"
 
 

@@ -120,3 +120,16 @@ def test_the_kubernetes_seam_never_calls_into_the_stages() -> None:
         if mod.startswith("rotator.kube")
     }
     assert {m: t for m, t in wrong.items() if t} == {}
+
+
+def test_no_module_is_too_long_to_read_as_one_job() -> None:
+    """One module, one job: past ~400 lines a module is usually doing two. The hard limit
+    leaves room for the few single-job modules just over it (renewer, config schema, the
+    API seam, the model); a new module over it should be split, not the limit raised."""
+    limit = 450
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in sorted((ROOT / "rotator").rglob("*.py"))
+        if (n := len(p.read_text().splitlines())) > limit
+    }
+    assert long == {}

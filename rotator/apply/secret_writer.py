@@ -1,4 +1,4 @@
-"""Safe Secret writes and rollback.
+"""Safe Secret writes (rollback, which writes under the same rules, is ``apply.rollback``).
 
 A rotation is exactly one update of the Secret, made only after the candidate passed
 the same checks ``rotator check`` applies, with the ``resourceVersion`` that was read
@@ -18,35 +18,25 @@ from typing import Any, Literal
 from rotator.apply.secret_bodies import (
     ANN_BACKUP_OF,
     ANN_BACKUP_RV,
-    ANN_BACKUP_TYPE,
-    ANN_RENEWAL,
-    ANN_ROLLED_BACK_AT,
     LABEL_BACKUP_OF,
-    OCSP_KEY,
-    ROTATION_ANNOTATIONS,
-    TLS_FAMILY,
     Material,
     backup_order,
     backup_secret,
     copy_ca_keys,
-    decoded,
     holds_ca,
     label_value,
     leaf_facts,
     new_secret,
     safe_stem,
-    saved_metadata,
     serial_in,
     updated_secret,
 )
 from rotator.apply.validate import Rejected, Validated, validate
-from rotator.checks.families import select_server_keys
 from rotator.kube.api import SECRETS, ApiError, KubeAPI
 from rotator.kube.events import EventRecorder
 from rotator.model import Finding, Reference
 from rotator.plan import ownership
 from rotator.util.logs import get_logger
-from rotator.util.timeutil import rfc3339
 
 Status = Literal["rotated", "created", "unchanged", "skipped", "failed", "rolled-back"]
 
@@ -90,7 +80,7 @@ class SecretWriter:
                 return str(b["metadata"]["name"])
         return None
 
-    def _ensure_backup(self, current: dict[str, Any], existing: list[dict[str, Any]]) -> str:
+    def ensure_backup(self, current: dict[str, Any], existing: list[dict[str, Any]]) -> str:
         """A backup of exactly the version about to be replaced, created once.
 
         The create is not retried blindly (a lost response would leave a duplicate);
@@ -128,7 +118,7 @@ class SecretWriter:
             f"{safe_stem(name)}-rotator-backup-…",
         )
 
-    def _prune(self, namespace: str, name: str) -> None:
+    def prune(self, namespace: str, name: str) -> None:
         """Best effort: a failed prune never turns a done rotation into a failure."""
         try:
             for old in self.backups(namespace, name)[self.retention :]:
@@ -136,7 +126,7 @@ class SecretWriter:
         except ApiError as exc:
             self.log.warning("backups not pruned", namespace=namespace, secret=name, error=str(exc))
 
-    def _event(self, obj: dict[str, Any], reason: str, action: str, note: str, warning: bool = False) -> None:
+    def event(self, obj: dict[str, Any], reason: str, action: str, note: str, warning: bool = False) -> None:
         if self.events is not None:
             self.events.record(obj, reason, action, note, warning)
 
@@ -169,7 +159,7 @@ class SecretWriter:
         for ns, name in copies:
             stub = {"kind": "Secret", "metadata": {"namespace": ns, "name": name}}
             message = f"new certificate rejected before writing: {rejected.note}"
-            self._event(stub, "RotationFailed", "Validate", message, warning=True)
+            self.event(stub, "RotationFailed", "Validate", message, warning=True)
         return [
             Outcome(ns, name, "failed", f"validation failed: {rejected.note}", findings=rejected.findings)
             for ns, name in copies
@@ -191,7 +181,7 @@ class SecretWriter:
         except ApiError as exc:
             outcome = Outcome(namespace, name, "failed", str(exc), serial=serial)
         if outcome.status == "failed":
-            self._event(stub, "RotationFailed", "Update", outcome.message, warning=True)
+            self.event(stub, "RotationFailed", "Update", outcome.message, warning=True)
         return outcome
 
     def _write(
@@ -223,7 +213,7 @@ class SecretWriter:
                         read_version = read_version or "created-concurrently"
                         continue
                     raise
-                self._event(created, "Rotated", "Create", f"created with certificate serial {serial}")
+                self.event(created, "Rotated", "Create", f"created with certificate serial {serial}")
                 return Outcome(namespace, name, "created", "Secret created", serial=serial)
             why = ownership.hard_refusal(
                 name, str(current.get("type") or ""), (current.get("data") or {}).keys(), holds_ca(current)
@@ -241,7 +231,7 @@ class SecretWriter:
                 return Outcome(
                     namespace, name, "skipped", "changed by another writer since it was read; nothing overwritten"
                 )
-            backup = self._ensure_backup(current, self.backups(namespace, name))
+            backup = self.ensure_backup(current, self.backups(namespace, name))
             try:
                 sent = True
                 updated = self.api.update(SECRETS, namespace, updated_secret(current, material, self.clock()))
@@ -261,8 +251,8 @@ class SecretWriter:
         )
 
     def _done(self, updated: dict[str, Any], namespace: str, name: str, serial: str, backup: str | None) -> Outcome:
-        self._prune(namespace, name)
-        self._event(
+        self.prune(namespace, name)
+        self.event(
             updated,
             "Rotated",
             "Update",
@@ -300,125 +290,3 @@ class SecretWriter:
                     sibling = None
             out.append(self._write_validated(ns, name, checked, still_needed, version, sibling))
         return out
-
-    def backup_with_serial(self, namespace: str, name: str, serial: str) -> str | None:
-        """The newest backup of this Secret holding that certificate: how a copy in another
-        gateway namespace is rolled back to the same certificate as the one named."""
-        return next((b["metadata"]["name"] for b in self.backups(namespace, name) if serial_in(b) == serial), None)
-
-    def rollback(
-        self,
-        namespace: str,
-        name: str,
-        references: Sequence[Reference],
-        to: str | None = None,
-        dry_run: bool = False,
-        hold: bool = False,
-    ) -> Outcome:
-        """Restore the certificate and key of the newest (or the named) backup, under the
-        same safety rules as a rotation; everything else in the Secret stays as it is now.
-        ``hold``: also pause its renewal (``rotator.io/renewal: paused``), or the next pass
-        would renew the restored certificate away at once."""
-        stub = {"kind": "Secret", "metadata": {"namespace": namespace, "name": name}}
-        try:
-            outcome = self._rollback(namespace, name, references, to, dry_run, hold)
-        except ApiError as exc:
-            outcome = Outcome(namespace, name, "failed", str(exc))
-        if outcome.status == "failed" and not dry_run:
-            self._event(stub, "RollbackFailed", "Rollback", outcome.message, warning=True)
-        return outcome
-
-    def _rollback(
-        self, namespace: str, name: str, references: Sequence[Reference], to: str | None, dry_run: bool, hold: bool
-    ) -> Outcome:
-        for _attempt in range(self.max_conflicts):
-            backups = self.backups(namespace, name)
-            current = self.api.get(SECRETS, namespace, name)
-            why = (
-                ownership.hard_refusal(
-                    name, str(current.get("type") or ""), current.get("data") or {}, holds_ca(current)
-                )
-                if current
-                else ownership.name_refusal(name)
-            )
-            if why is not None:
-                return Outcome(namespace, name, "failed", f"refused to write Secret {namespace}/{name}: {why}")
-            current_serial = serial_in(current) if current else None
-            if to is not None:
-                chosen = next((b for b in backups if b["metadata"]["name"] == to), None)
-                if chosen is None:
-                    return Outcome(namespace, name, "failed", f"no backup named {to!r} of Secret {namespace}/{name}")
-            else:
-                # the newest backup holding a different certificate than the one served now
-                chosen = next((b for b in backups if serial_in(b) != current_serial), None)
-                if chosen is None:
-                    return Outcome(namespace, name, "failed", f"no backup of Secret {namespace}/{name} to restore")
-            data = decoded(chosen)
-            family = select_server_keys(data)
-            if family is None:
-                return Outcome(namespace, name, "failed", f"backup {chosen['metadata']['name']} has no usable keys")
-            material = Material(data[family[0]], data[family[1]])
-            checked = validate(material, references, self.clock(), family)
-            if isinstance(checked, Rejected):
-                return Outcome(
-                    namespace,
-                    name,
-                    "failed",
-                    f"backup {chosen['metadata']['name']} failed validation: {checked.note}",
-                    findings=checked.findings,
-                )
-            serial, _ = leaf_facts(material.chain_pem)
-            label = chosen["metadata"]["name"]
-            if dry_run:
-                return Outcome(namespace, name, "rolled-back", f"would restore {label}", backup=label, serial=serial)
-            restored_ann = {
-                k: v for k, v in ((chosen["metadata"].get("annotations") or {}).items()) if k in ROTATION_ANNOTATIONS
-            }
-            restored_ann[ANN_ROLLED_BACK_AT] = rfc3339(self.clock())
-            if hold:
-                restored_ann[ANN_RENEWAL] = "paused"
-            backup_data = dict(chosen.get("data") or {})
-            cert_keys = ("cert", "key", *TLS_FAMILY, OCSP_KEY)  # restored; everything else stays as now
-            if current is None:
-                saved = saved_metadata(chosen)
-                body = {
-                    "apiVersion": "v1",
-                    "kind": "Secret",
-                    "type": (chosen["metadata"].get("annotations") or {}).get(ANN_BACKUP_TYPE, "Opaque"),
-                    "metadata": {
-                        "name": name,
-                        "namespace": namespace,
-                        "labels": saved.get("labels", {}),
-                        "annotations": {**saved.get("annotations", {}), **restored_ann},
-                    },
-                    "data": backup_data,
-                }
-                try:
-                    created = self.api.create(SECRETS, namespace, body)
-                except ApiError as exc:
-                    if exc.status == 409:
-                        continue
-                    raise
-                self._event(
-                    created, "RolledBack", "Rollback", f"re-created with certificate serial {serial} from {label}"
-                )
-                return Outcome(namespace, name, "rolled-back", f"re-created from {label}", backup=label, serial=serial)
-            self._ensure_backup(current, backups)  # the rollback itself can be undone
-            meta = dict(current["metadata"])
-            ann = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in ROTATION_ANNOTATIONS}
-            ann.update(restored_ann)
-            meta["annotations"] = ann
-            meta.pop("managedFields", None)
-            new_data = {k: v for k, v in (current.get("data") or {}).items() if k not in cert_keys}
-            new_data.update({k: v for k, v in backup_data.items() if k in cert_keys})
-            body = {**current, "metadata": meta, "data": new_data}
-            try:
-                updated = self.api.update(SECRETS, namespace, body)
-            except ApiError as exc:
-                if exc.status == 409:
-                    continue
-                raise
-            self._prune(namespace, name)
-            self._event(updated, "RolledBack", "Rollback", f"restored certificate serial {serial} from {label}")
-            return Outcome(namespace, name, "rolled-back", f"restored {label}", backup=label, serial=serial)
-        return Outcome(namespace, name, "failed", f"gave up after {self.max_conflicts} conflicting writes")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from rotator.apply.rollback import restore
 from rotator.apply.secret_bodies import Material
 from rotator.apply.secret_writer import SecretWriter
 from rotator.kube.api import SECRETS, KubeAPI, ResourceType, connect
@@ -125,7 +126,7 @@ def test_rotation_is_served_by_the_gateway_and_rollback_restores_it(live: tuple[
         assert time.monotonic() < deadline, "the gateway never served the rotated certificate"
         time.sleep(1)
 
-    assert writer.rollback(NS, name, [ref]).status == "rolled-back"
+    assert restore(writer, NS, name, [ref]).status == "rolled-back"
     deadline = time.monotonic() + 60
     while _served_serial(host) != first_serial:
         assert time.monotonic() < deadline, "the gateway never served the rolled-back certificate"
