@@ -27,6 +27,7 @@ from rotator.checks.families import select_server_keys
 from rotator.config.schema import ACMEIssuerConfig, Config
 from rotator.issuers.base import Issued
 from rotator.kube.api import SECRETS, ApiError, KubeAPI
+from rotator.kube.secret_data import decoded
 from rotator.model import Reference
 from rotator.util.logs import get_logger
 from rotator.util.timeutil import parse_duration, rfc3339
@@ -63,8 +64,8 @@ def _annotations(obj: dict[str, Any]) -> dict[str, str]:
 
 def _material(obj: dict[str, Any]) -> Material | None:
     try:
-        data = {k: base64.b64decode(v or "") for k, v in (obj.get("data") or {}).items()}
-    except (ValueError, TypeError, AttributeError):
+        data = decoded(obj, strict=True)
+    except ValueError:
         return None
     family = select_server_keys(data)
     return None if family is None else Material(data[family[0]], data[family[1]])

@@ -13,7 +13,6 @@ Pure helpers (grouping, SANs, back-off arithmetic) come first; ``Renewer`` is th
 
 from __future__ import annotations
 
-import base64
 import contextvars
 import random
 from collections.abc import Callable, Mapping
@@ -38,6 +37,7 @@ from rotator.findings import finding, internal_error
 from rotator.issuers import keys
 from rotator.issuers.base import Issuer, IssueRequest, IssuerError
 from rotator.kube.api import SECRETS, ApiError, KubeAPI
+from rotator.kube.secret_data import decoded
 from rotator.kube.state import StateStore
 from rotator.model import (
     CheckResult,
@@ -394,7 +394,7 @@ class Renewer:
         if lead.reason.startswith(("forced:", "ari:")) and lead.certificate is not None:
             chain, _ = _current(_as_secret(current, lead))
             return bool(chain) and format(chain[0].serial_number, "x") == lead.certificate.serial
-        data = {k: base64.b64decode(v or "") for k, v in (current.get("data") or {}).items()}
+        data = decoded(current)
         meta = current.get("metadata") or {}
         secret = Secret(
             lead.spec.namespace,
@@ -410,7 +410,7 @@ class Renewer:
 
 
 def _as_secret(obj: dict[str, Any], lead: Credential) -> Secret:
-    data = {k: base64.b64decode(v or "") for k, v in (obj.get("data") or {}).items()}
+    data = decoded(obj)
     return Secret(lead.spec.namespace, lead.spec.name, str(obj.get("type", "Opaque")), data)
 
 

@@ -19,7 +19,6 @@ from rotator.apply.secret_bodies import (
     ROTATION_ANNOTATIONS,
     TLS_FAMILY,
     Material,
-    decoded,
     holds_ca,
     leaf_facts,
     saved_metadata,
@@ -29,6 +28,7 @@ from rotator.apply.secret_writer import Outcome, SecretWriter
 from rotator.apply.validate import Rejected, validate
 from rotator.checks.families import select_server_keys
 from rotator.kube.api import SECRETS, ApiError
+from rotator.kube.secret_data import decoded
 from rotator.model import CredentialSpec, Reference
 from rotator.plan import ownership
 from rotator.plan.copies import copy_key

@@ -17,6 +17,7 @@ from typing import Any
 
 from rotator.checks import certs
 from rotator.checks.families import select_server_keys
+from rotator.kube.secret_data import decoded
 from rotator.plan import ownership
 from rotator.util.timeutil import rfc3339
 
@@ -52,16 +53,6 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def decoded(secret: dict[str, Any]) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
-    for k, v in (secret.get("data") or {}).items():
-        try:
-            out[k] = base64.b64decode(v or "")
-        except ValueError:
-            out[k] = b""
-    return out
-
-
 def leaf_facts(chain_pem: bytes) -> tuple[str, str]:
     """(serial hex, not-after RFC 3339) of the first certificate."""
     bundle = certs.parse_bundle(chain_pem)
@@ -94,7 +85,7 @@ def updated_secret(current: dict[str, Any], material: Material, now: datetime) -
     previous_serial = ""
     if family[0] in data:
         try:
-            previous_serial = leaf_facts(base64.b64decode(data[family[0]]))[0]
+            previous_serial = leaf_facts(decoded(current)[family[0]])[0]
         except (ValueError, IndexError):
             previous_serial = ""
     data[family[0]] = b64(material.chain_pem)

@@ -7,13 +7,13 @@ name the source and never the value.
 
 from __future__ import annotations
 
-import base64
 import os
 from pathlib import Path
 from typing import Any
 
 from rotator.config.schema import SecretKeyRef
 from rotator.kube.api import SECRETS, ApiError, KubeAPI
+from rotator.kube.secret_data import decoded
 
 
 class SecretRefError(Exception):
@@ -46,7 +46,7 @@ def secret_data(api: KubeAPI | None, ref: str) -> dict[str, bytes]:
     obj = _read_with_retry(api, ns, name, ref)
     if obj is None:
         raise SecretRefError(f"Secret {ref} not found")
-    return {k: base64.b64decode(v or "") for k, v in (obj.get("data") or {}).items()}
+    return decoded(obj)
 
 
 FORBIDDEN_RETRIES = 2  # a 403 can be RBAC still propagating after an install

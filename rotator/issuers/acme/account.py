@@ -15,6 +15,7 @@ from josepy.jwk import JWK
 from rotator.config.schema import ACMEIssuerConfig
 from rotator.issuers.base import IssuerError
 from rotator.kube.api import SECRETS, KubeAPI
+from rotator.kube.secret_data import decoded
 from rotator.util import pki
 
 ACCOUNT_KEY = "account.key"
@@ -37,8 +38,9 @@ def account_key_store(name: str, cfg: ACMEIssuerConfig, api: KubeAPI | None) -> 
         ref = cfg.account_secret or f"rotator/rotator-acme-{name}"
         ns, _, secret = ref.partition("/")
         obj = api.get(SECRETS, ns, secret)
-        if obj is not None and ACCOUNT_KEY in (obj.get("data") or {}):
-            return base64.b64decode(obj["data"][ACCOUNT_KEY])
+        held = decoded(obj).get(ACCOUNT_KEY)
+        if held:
+            return held
         pem = pki.key_pem(pki.new_key("ecdsa-p256"))
         api.create(
             SECRETS,
