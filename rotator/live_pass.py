@@ -33,12 +33,13 @@ def plan_with_facts(
 ) -> CheckResult:
     """Plan, ask the edges what the plan depends on, and plan again with the answers: the
     dry run and the real pass then decide alike (issuer change, ARI window, back-off)."""
-    from rotator.pipeline import run_check
+    from rotator.pipeline import inspect_all, plan_all
     from rotator.plan.facts import gather
 
-    first = run_check(inventory, config, now, tuple(findings))
+    inspected = inspect_all(inventory, config, now, tuple(findings))  # once: planning twice is cheap
+    first = plan_all(inspected, inventory, config, now)
     facts = replace(gather(first, inventory, issuers, state, ari=ari, forced=forced), forced=forced)
-    return run_check(inventory, config, now, tuple(findings), facts)
+    return plan_all(inspected, inventory, config, now, facts)
 
 
 def renew(

@@ -174,3 +174,28 @@ def test_the_exit_code_follows_from_the_report_as_printed(tmp_path: Path) -> Non
             assert code == doc["exit_code"] == exit_rule(doc), (extra, code, doc["exit_code"])
         real_after = {c["name"]: c for c in doc["credentials"]}
         assert real_after["due-tls"]["action"] == "none" and real_after["due-tls"]["state"] == "ok"
+
+
+def test_a_dry_run_discovers_and_inspects_each_credential_once(tmp_path: Path, monkeypatch: Any) -> None:
+    """Planning twice (without, then with the edges' facts) re-plans the inspected
+    credentials; it does not discover or inspect again. RSA keys make a second look
+    expensive (~30 ms each), so the count is the contract."""
+    import rotator.pipeline as pipeline
+
+    counts = {"discover": 0, "inspect": 0}
+
+    def counting(name: str, real: Any) -> Any:
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            counts[name] += 1
+            return real(*a, **kw)
+
+        return wrapper
+
+    monkeypatch.setattr(pipeline, "discover", counting("discover", pipeline.discover))
+    monkeypatch.setattr(pipeline, "inspect", counting("inspect", pipeline.inspect))
+    with FakeCluster(rbac_manifests=kube.deploy_rbac()) as fake:
+        seed(fake, CA())
+        kc, cfg = fake.kubeconfig(tmp_path / "kc"), config_file(tmp_path, rules=RULES)
+        doc = check(kc, cfg, "--dry-run")
+    assert counts == {"discover": 1, "inspect": len(doc["credentials"])}
+    assert len(doc["credentials"]) >= 9
