@@ -410,3 +410,56 @@ def test_every_request_is_allowed_and_every_rule_of_deploy_is_used(
             "used": by_rule,
         }
         Path(os.environ["ROTATOR_RBAC_FIGURES"]).write_text(json.dumps(figures, indent=1))
+
+
+def test_the_helm_chart_renders_the_same_with_the_real_helm_and_applies_for_real(
+    cluster: realkube.RealCluster, tmp_path: Path
+) -> None:
+    """The real helm binary and the helm-python-sdk that tests/test_helm.py uses give the
+    same objects; applied to the real server, the chart's ServiceAccount and RBAC let a
+    pass over two gateway namespaces run without one refused request."""
+    import helm_python
+
+    values = {"rbac": {"gatewayNamespaces": ["istio-system", "ingress-b"]}}
+    (tmp_path / "values.yaml").write_text(yaml.safe_dump(values))
+    chart = ROOT / "deploy/helm/rotator"
+    out = subprocess.run(
+        [
+            str(realkube.helm_binary()),
+            "template",
+            "rotator",
+            str(chart),
+            "-n",
+            "rotator",
+            "-f",
+            str(tmp_path / "values.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    real_docs = [d for d in yaml.safe_load_all(out) if d]
+    rendered = helm_python.Chart.load(chart).render(values, name="rotator", namespace="rotator", is_install=True)
+    sdk_docs = [
+        d for path, text in sorted(rendered.items()) if path.endswith(".yaml") for d in yaml.safe_load_all(text) if d
+    ]
+
+    def key(d: dict[str, Any]) -> tuple[str, str, str]:
+        return (d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"])
+
+    assert sorted(map(key, real_docs)) == sorted(map(key, sdk_docs))
+    assert {key(d): d for d in real_docs} == {key(d): d for d in sdk_docs}
+    for ns in ("rotator", "istio-system", "ingress-b"):
+        cluster.kubectl("create", "namespace", ns, check=False)
+    cluster.apply([d for d in real_docs if d["kind"] != "Namespace"])
+    # the classic part of the world: the chart grants Secrets in the gateway namespaces only
+    objects = [o for o in world(CA()) if not o["apiVersion"].startswith("gateway.networking.k8s.io/")]
+    cluster.seed(objects)
+    kc = cluster.kubeconfig(tmp_path / "helm.kubeconfig", cluster.token("rotator", "rotator"))
+    _, doc = run(["check", "--dry-run", "--kubeconfig", str(kc), "--config", str(rotator_config(tmp_path))])
+    planned = {(c["namespace"], c["name"]): c["action"] for c in doc["credentials"]}
+    assert {planned[(ns, NAME)] for ns in GATEWAY_NAMESPACES} == {"renew"}
+    refused = forbidden(cluster)
+    # "edge" (the Gateway's own namespace) has no Role: only the wrong-namespace hint is refused
+    assert refused and all("/namespaces/edge/" in r for r in refused), refused

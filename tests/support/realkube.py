@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 K8S_VERSION = "v1.34.2"
+HELM_VERSION = "v4.3.2"
 ISTIO_API = "istio.io/api@v1.32.0"
 GATEWAY_API = "sigs.k8s.io/gateway-api@v1.6.3"
 ADMIN_TOKEN = "rotator-test-admin-token"
@@ -61,10 +62,17 @@ def bin_dir() -> Path:
     return base / f"kube-{K8S_VERSION}"
 
 
+def helm_binary() -> Path:
+    """The real helm, built by ``.ci/build-kube`` beside the kube binaries."""
+    return bin_dir().parent / f"helm-{HELM_VERSION}" / "helm"
+
+
 def missing() -> str | None:
     """Why the real cluster cannot start here, or None."""
     if not (bin_dir() / "kube-apiserver").is_file():
         return f"no kube-apiserver in {bin_dir()}: run `bash .ci/build-kube` (needs Go and the module proxy)"
+    if not helm_binary().is_file():
+        return f"no helm in {helm_binary().parent}: run `bash .ci/build-kube`"
     if shutil.which("etcd") is None:
         return "no etcd on PATH: apt-get install etcd-server"
     if shutil.which("kubectl") is None:
