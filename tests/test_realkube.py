@@ -463,3 +463,39 @@ def test_the_helm_chart_renders_the_same_with_the_real_helm_and_applies_for_real
     refused = forbidden(cluster)
     # "edge" (the Gateway's own namespace) has no Role: only the wrong-namespace hint is refused
     assert refused and all("/namespaces/edge/" in r for r in refused), refused
+
+
+def test_a_deleted_secret_keeps_its_backups_and_rollback_recreates_it(
+    cluster: realkube.RealCluster, tmp_path: Path
+) -> None:
+    """Backups carry no ownerReference on purpose: the real garbage collector (which does
+    collect an object that has one) leaves them when the Secret is deleted, so rollback
+    can bring the Secret back."""
+    kc = install(cluster, world(CA()))
+    cfg = rotator_config(tmp_path)
+    before = secret_crt(cluster, NS, NAME)
+    run(["check", "--kubeconfig", str(kc), "--config", str(cfg)])
+    uid = json.loads(cluster.kubectl("get", "secret", "-n", NS, NAME, "-o", "json").stdout)["metadata"]["uid"]
+    owned = f.secret(
+        "owned-by-app-tls", type_="Opaque", owners=[{"apiVersion": "v1", "kind": "Secret", "name": NAME, "uid": uid}]
+    )
+    cluster.apply([owned])
+    cluster.kubectl("delete", "secret", "-n", NS, NAME)
+
+    def names() -> set[str]:
+        items = json.loads(cluster.kubectl("get", "secrets", "-n", NS, "-o", "json").stdout)["items"]
+        return {s["metadata"]["name"] for s in items}
+
+    deadline = time.monotonic() + 30
+    while "owned-by-app-tls" in names() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = names()
+    assert "owned-by-app-tls" not in left  # the collector ran and collects owned objects
+    assert any(n.startswith(f"{NAME}-rotator-backup-") for n in left)  # ... but not rotator's backups
+    out = io.StringIO()
+    code = main(
+        ["rollback", f"{NS}/{NAME}", "--this-copy-only", "--kubeconfig", str(kc), "--config", str(cfg)], stdout=out
+    )
+    assert code == 0 and "re-created" in out.getvalue(), out.getvalue()
+    assert secret_crt(cluster, NS, NAME) == before
+    assert forbidden(cluster) == []

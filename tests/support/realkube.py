@@ -7,7 +7,9 @@ module cache. A golden etcd data directory with the CRDs installed is made once 
 session; each cluster starts from a copy of it on free ports (a few seconds), so tests
 never see each other's objects.
 
-The server runs with ``--authorization-mode=RBAC``, a static admin token, ServiceAccount
+kube-controller-manager runs beside it with the controllers a cluster without nodes needs
+(ServiceAccounts, namespace deletion, garbage collection). The server runs with
+``--authorization-mode=RBAC``, a static admin token, ServiceAccount
 signing keys (``kubectl create token`` gives real ServiceAccount tokens) and an audit log
 of every request made by a ServiceAccount, which is how the RBAC in deploy/ is proven.
 """
@@ -71,6 +73,8 @@ def missing() -> str | None:
     """Why the real cluster cannot start here, or None."""
     if not (bin_dir() / "kube-apiserver").is_file():
         return f"no kube-apiserver in {bin_dir()}: run `bash .ci/build-kube` (needs Go and the module proxy)"
+    if not (bin_dir() / "kube-controller-manager").is_file():
+        return f"no kube-controller-manager in {bin_dir()}: run `bash .ci/build-kube`"
     if not helm_binary().is_file():
         return f"no helm in {helm_binary().parent}: run `bash .ci/build-kube`"
     if shutil.which("etcd") is None:
@@ -143,8 +147,8 @@ class RealCluster:
 
     def seed(self, objects: list[dict[str, Any]]) -> None:
         """Create each object as an admin would (its namespace first); a Deployment becomes
-        the Pod it would run, and each namespace gets its ``default`` ServiceAccount, since
-        no controller runs here."""
+        the Pod it would run (no scheduler or ReplicaSet controller runs here), and its
+        ``default`` ServiceAccount is made at once rather than waited for."""
         docs = [as_applied(o) for o in objects]
         namespaces = sorted({d["metadata"]["namespace"] for d in docs if d["metadata"].get("namespace")})
         existing = set(self.kubectl("get", "namespaces", "-o", "name").stdout.split())
@@ -217,8 +221,9 @@ def _wait_ready(url: str, what: str, log: Path, timeout: float = 60.0) -> None:
     raise AssertionError(f"{what} not ready at {url} within {timeout:.0f} s ({last}); log tail:\n{tail}")
 
 
-def _start(workdir: Path) -> RealCluster:
-    """etcd on the data dir in ``workdir`` and kube-apiserver on it, on free ports."""
+def _start(workdir: Path, controllers: bool = False) -> RealCluster:
+    """etcd on the data dir in ``workdir``, kube-apiserver on it (and, with ``controllers``,
+    kube-controller-manager), on free ports."""
     etcd_port, peer_port, port = free_port(), free_port(), free_port()
     cluster = RealCluster(workdir, port)
     etcd_log = workdir / "etcd.log"
@@ -271,10 +276,45 @@ def _start(workdir: Path) -> RealCluster:
     cluster.procs.append(api)
     try:
         _wait_ready(f"{cluster.url}/readyz", "kube-apiserver", api_log)
+        if controllers:
+            _start_controllers(cluster)
     except BaseException:
         cluster.stop()
         raise
     return cluster
+
+
+def _start_controllers(cluster: RealCluster) -> None:
+    """kube-controller-manager with the controllers a cluster without nodes still needs:
+    ServiceAccounts (each namespace's ``default``), namespace deletion and garbage
+    collection of owned objects. Ready when the ``default`` namespace has its account."""
+    kc = cluster.kubeconfig(cluster.workdir / "controllers.kubeconfig")
+    log = cluster.workdir / "controller-manager.log"
+    proc = subprocess.Popen(
+        [
+            str(bin_dir() / "kube-controller-manager"),
+            f"--kubeconfig={kc}",
+            "--controllers=serviceaccount,serviceaccount-token,namespace,garbagecollector",
+            f"--service-account-private-key-file={cluster.workdir / 'sa.key'}",
+            f"--root-ca-file={cluster.workdir / 'pki' / 'apiserver.crt'}",
+            "--use-service-account-credentials=false",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            "--secure-port=0",
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    cluster.procs.append(proc)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if cluster.kubectl("get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0:
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.3)
+    tail = log.read_text()[-3000:] if log.exists() else ""
+    raise AssertionError(f"kube-controller-manager did not create the default ServiceAccount; log tail:\n{tail}")
 
 
 def _prepare(workdir: Path) -> None:
@@ -313,10 +353,10 @@ def make_golden(workdir: Path) -> Path:
 
 
 @contextmanager
-def real_cluster(golden: Path, workdir: Path) -> Iterator[RealCluster]:
+def real_cluster(golden: Path, workdir: Path, controllers: bool = True) -> Iterator[RealCluster]:
     """A fresh cluster from a copy of ``golden``: its own etcd data, ports and audit log."""
     shutil.copytree(golden, workdir)
-    cluster = _start(workdir)
+    cluster = _start(workdir, controllers)
     try:
         yield cluster
     finally:
