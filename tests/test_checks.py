@@ -252,6 +252,50 @@ def test_valid_pem_in_either_key_format_is_not_invalid(pkcs1: bool) -> None:
     assert cred.state == "ok"
 
 
+def corrupted_rsa_pem(key: Any, field: str) -> bytes:
+    """The key with one private parameter off by one: what a truncated copy or a bad
+    hand edit does. Loaded without validation, as OpenSSL would refuse to build it."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    n = key.private_numbers()
+    values = {"p": n.p, "q": n.q, "d": n.d, "dmp1": n.dmp1, "dmq1": n.dmq1, "iqmp": n.iqmp}
+    values[field] += 2
+    broken = rsa.RSAPrivateNumbers(public_numbers=n.public_numbers, **values)
+    return broken.private_key(unsafe_skip_rsa_key_validation=True).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+@pytest.mark.parametrize("field", ["d", "dmp1", "dmq1", "iqmp"])  # n = p·q: cryptography checks that itself
+def test_a_corrupted_rsa_key_is_invalid_though_its_primes_are_not_tested(field: str) -> None:
+    """Inspection skips OpenSSL's expensive prime tests (rotator never signs with a
+    tenant's key) but still refuses a key whose parameters do not fit together, as the
+    gateway's TLS library would."""
+    leaf = f.make_leaf([HOST], algo="rsa-2048")
+    cred = server(f.secret(NAME, data={"tls.crt": leaf.cert_pem(), "tls.key": corrupted_rsa_pem(leaf.key, field)}))
+    (hit,) = expect(cred, "invalid-pem", "critical")
+    assert "inconsistent" in hit.message and "'tls.key'" in hit.message
+
+
+def test_inspection_skips_the_rsa_prime_tests_and_a_ca_key_keeps_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rotator.issuers.ca import load_material
+
+    calls: list[bool] = []
+    real = serialization.load_pem_private_key
+
+    def spy(data: bytes, password: Any = None, **kw: Any) -> Any:
+        calls.append(bool(kw.get("unsafe_skip_rsa_key_validation")))
+        return real(data, password, **kw)
+
+    monkeypatch.setattr(serialization, "load_pem_private_key", spy)
+    leaf = f.make_leaf([HOST], algo="rsa-2048")
+    server(f.secret(NAME, data={"tls.crt": leaf.cert_pem(), "tls.key": leaf.key_pem()}))
+    assert calls == [True]
+    ca = f.make_ca()
+    load_material(pki.cert_pem(ca.cert), pki.key_pem(ca.key), "test")
+    assert calls == [True, False]
+
+
 # --- missing-keys ----------------------------------------------------------------------
 
 

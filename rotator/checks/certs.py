@@ -7,6 +7,7 @@ so one broken Secret is a finding, never a crash.
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -79,10 +80,17 @@ def parse_bundle(data: bytes) -> Bundle:
     return Bundle(tuple(certs), tuple(errors))
 
 
-def parse_private_key(data: bytes) -> tuple[types.PrivateKeyTypes | None, str]:
-    """The private key, or None and a message that never echoes the key material."""
+def parse_private_key(data: bytes, signing: bool = True) -> tuple[types.PrivateKeyTypes | None, str]:
+    """The private key, or None and a message that never echoes the key material.
+
+    ``signing=False`` for keys rotator only compares with a certificate (a tenant's Secret,
+    which it never signs with): OpenSSL's RSA validation on load tests both primes
+    (~30 ms for RSA-2048, against ~0.02 ms for the rest), so inspecting 10,000 RSA Secrets
+    would spend minutes on it. The cheap arithmetic of ``rsa_consistent`` still catches a
+    corrupted key, which the gateway's BoringSSL would refuse; a key rotator signs with (a
+    CA issuer's, an ACME account's) keeps the full validation."""
     try:
-        return serialization.load_pem_private_key(data, password=None), ""
+        key = serialization.load_pem_private_key(data, password=None, unsafe_skip_rsa_key_validation=not signing)
     except TypeError:
         return None, "private key is encrypted; Istio needs an unencrypted key"
     except (ValueError, UnsupportedAlgorithm) as exc:
@@ -90,6 +98,29 @@ def parse_private_key(data: bytes) -> tuple[types.PrivateKeyTypes | None, str]:
         if not kinds:
             return None, "not PEM: no '-----BEGIN … PRIVATE KEY-----' block" if data.strip() else "empty"
         return None, f"private key does not parse (found {', '.join(kinds)}): {_short(exc)}"
+    if isinstance(key, rsa.RSAPrivateKey) and not signing and not rsa_consistent(key):
+        return None, "private key does not parse: its RSA parameters are inconsistent (a corrupted key)"
+    return key, ""
+
+
+def rsa_consistent(key: rsa.RSAPrivateKey) -> bool:
+    """n = p·q, and d, dmp1, dmq1 and iqmp belong to e, p and q: what a corrupted or
+    hand-edited key gets wrong. Not a primality test (that is the expensive part of full
+    validation, and only a deliberately crafted key has non-prime factors)."""
+    try:
+        n = key.private_numbers()
+        p, q, e = n.p, n.q, n.public_numbers.e
+        return (
+            p > 1
+            and q > 1
+            and p * q == n.public_numbers.n
+            and (e * n.dmp1) % (p - 1) == 1
+            and (e * n.dmq1) % (q - 1) == 1
+            and (n.iqmp * q) % p == 1
+            and (e * n.d) % math.lcm(p - 1, q - 1) == 1
+        )
+    except (ValueError, ZeroDivisionError):
+        return False
 
 
 def undecodable(cert: x509.Certificate) -> str | None:

@@ -61,7 +61,7 @@ def material(
     if family is None:
         return ServerMaterial(spec, obj, data, None, c.Bundle((), ()), None, "", 0, now, options)
     bundle = c.parse_bundle(data[family[0]])
-    key, key_error = c.parse_private_key(data[family[1]])
+    key, key_error = c.parse_private_key(data[family[1]], signing=False)
     leaf_index = 0
     if key is not None and bundle.certs and not c.key_matches(bundle.certs[0], key):
         leaf_index = next((i for i, cert in enumerate(bundle.certs) if c.key_matches(cert, key)), 0)

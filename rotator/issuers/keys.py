@@ -17,7 +17,7 @@ def algorithm_of(key_pem: bytes | None) -> KeyAlgorithm | None:
     """The algorithm of an existing key, when it is one rotator issues."""
     if not key_pem:
         return None
-    key, _ = certs.parse_private_key(key_pem)
+    key, _ = certs.parse_private_key(key_pem, signing=False)
     if isinstance(key, ec.EllipticCurvePrivateKey):
         return {"secp256r1": "ecdsa-p256", "secp384r1": "ecdsa-p384"}.get(key.curve.name)  # type: ignore[return-value]
     if isinstance(key, rsa.RSAPrivateKey) and key.key_size in (2048, 3072, 4096):
