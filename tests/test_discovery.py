@@ -825,3 +825,26 @@ def test_credential_name_and_credential_names_together_are_flagged() -> None:
     assert [s.name for s in specs] == ["two"]
     (hit,) = [x for x in found if x.code == "invalid-manifest"]
     assert "both credentialName and credentialNames" in hit.message and "test.yaml#2" in hit.message
+
+
+def test_gateways_sharing_a_selector_are_matched_against_the_pods_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thousands of Gateways usually share a handful of selectors: matching each Gateway
+    against every gateway pod was O(gateways × pods) (a million calls at 5,000 × 200)."""
+    import rotator.discover.routing as routing
+
+    calls = 0
+    real = routing.selector_matches
+
+    def counting(selector: Any, labels: Any) -> bool:
+        nonlocal calls
+        calls += 1
+        return real(selector, labels)
+
+    monkeypatch.setattr(routing, "selector_matches", counting)
+    pods = [f.deployment(f"ingress-{i}", f"ns-{i % 5}", {"istio": "ingressgateway"}) for i in range(40)]
+    gateways = [f.gateway(f"gw-{i}", [f.server([f"h{i}.example.com"], f"tls-{i}")]) for i in range(200)]
+    inv = f.inventory(*pods, *gateways)
+    specs, _ = discover(inv)
+    assert calls <= 40 * 2  # one selector: each pod matched once (twice would still be linear)
+    assert {s.namespace for s in specs} == {f"ns-{i}" for i in range(5)}
+    assert len(specs) == 200 * 5

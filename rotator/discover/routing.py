@@ -20,13 +20,25 @@ def selector_matches(selector: dict[str, str] | None, labels: dict[str, str]) ->
     return all(labels.get(k) == v for k, v in selector.items())
 
 
+# The last inventory's selections: thousands of Gateways usually share a handful of
+# selectors, and matching each against every gateway pod was O(gateways × pods). Keyed by
+# the workloads tuple itself (kept here, so its id cannot be reused while cached).
+_last: tuple[tuple[Workload, ...], dict[tuple[object, ...], list[Workload]]] = ((), {})
+
+
 def selected_workloads(gw: IstioGateway, inv: Inventory, options: DiscoveryOptions) -> list[Workload]:
-    return [
-        w
-        for w in inv.workloads
-        if selector_matches(gw.selector, w.labels)
-        and (not options.scope_gateway_to_namespace or w.namespace == gw.namespace)
-    ]
+    global _last
+    workloads, memo = _last
+    if workloads is not inv.workloads:
+        workloads, memo = inv.workloads, {}
+        _last = (workloads, memo)
+    scope = gw.namespace if options.scope_gateway_to_namespace else None
+    key = (None if gw.selector is None else tuple(sorted(gw.selector.items())), scope)
+    if key not in memo:
+        memo[key] = [
+            w for w in workloads if selector_matches(gw.selector, w.labels) and (scope is None or w.namespace == scope)
+        ]
+    return list(memo[key])
 
 
 def workload_namespaces(gw: IstioGateway, inv: Inventory, options: DiscoveryOptions) -> list[str]:

@@ -106,14 +106,12 @@ def summary(result: CheckResult) -> dict[str, Any]:
 
 
 def to_document(result: CheckResult) -> dict[str, Any]:
+    renewals = result.renewals_by_copy()  # once: per credential it was quadratic in renewals
     return {
         "version": REPORT_VERSION,
         "evaluated_at": rfc3339(result.evaluated_at),
         "credentials": [
-            _credential(
-                c,
-                result.renewals_by_copy().get(f"{c.spec.namespace}/{c.spec.name}") if c.spec.role == "server" else None,
-            )
+            _credential(c, renewals.get(f"{c.spec.namespace}/{c.spec.name}") if c.spec.role == "server" else None)
             for c in result.credentials
         ],
         "findings": [_finding(f, with_object=True) for f in result.findings],
