@@ -432,7 +432,7 @@ def test_internal_error_exits_unknown_not_warning(tmp_path: Path, monkeypatch: A
     def boom(*_a: Any, **_k: Any) -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(rotator.pipeline, "run_check", boom)
+    monkeypatch.setattr(rotator.pipeline, "inspect_all", boom)  # what every pass runs first
     assert main(["check", "--dry-run", "-f", str(healthy(tmp_path))], stdout=io.StringIO()) == 3
     assert "internal error (RuntimeError)" in capsys.readouterr().err
 
