@@ -437,13 +437,14 @@ def test_internal_error_exits_unknown_not_warning(tmp_path: Path, monkeypatch: A
     assert "internal error (RuntimeError)" in capsys.readouterr().err
 
 
-def test_closed_pipe_is_not_a_failure(tmp_path: Path) -> None:
+@pytest.mark.parametrize("output", ["yaml", "json"])
+def test_closed_pipe_is_not_a_failure(tmp_path: Path, output: str) -> None:
     """`rotator check ... | head -c 100` with far more output than a pipe buffer holds."""
     docs = []
     for i in range(300):
         docs.append(f.gateway(f"gw{i}", [f.server([f"h{i}.example.com"], f"tls-{i}")]))
     path = write(tmp_path, "many.yaml", f.ingress(), *docs)
-    cmd = f"{sys.executable} -m rotator check --dry-run -o yaml -f {path} --log-level error | head -c 100"
+    cmd = f"{sys.executable} -m rotator check --dry-run -o {output} -f {path} --log-level error | head -c 100"
     p = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, cwd=ROOT)
     assert len(p.stdout) == 100
     assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, p.stderr
@@ -756,3 +757,54 @@ def test_the_report_document_is_linear_in_renewals(monkeypatch: pytest.MonkeyPat
     doc = to_document(result)
     assert calls <= 3  # credentials, summary, and at most one more: never per credential
     assert sum(1 for c in doc["credentials"] if (c.get("renewal") or {}).get("status") == "renewed") == 30
+
+
+TRICKY = [
+    "yes",
+    "No",
+    "on",
+    "null",
+    "~",
+    "",
+    " lead",
+    "trail ",
+    "a: b",
+    "a #b",
+    "- x",
+    "*.example.com",
+    "10.0.0.1",
+    "2026-12-01T00:00:00Z",
+    "1e3",
+    "0x1F",
+    ".inf",
+    "1_000",
+    "ünï",
+    'q"uote',
+    "back\\slash",
+    "line\nbreak",
+    "tab\there",
+    "CN=app,O=Example",
+    "{x}",
+    "[x]",
+    "@x",
+    "%x",
+    "!x",
+    "&x",
+    "|",
+    ">",
+    "?x",
+    "x,y",
+    "RSA 2048",
+]
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_yaml_output_reads_back_every_string_as_itself(text: str) -> None:
+    """rotator writes the report's YAML itself (PyYAML's representer was most of the
+    cost); every string, as a key or a value, at any depth, must read back unchanged."""
+    from rotator.report import yaml_out
+
+    doc = {"s": text, text: [text, {"k": text, "l": [], "m": {}}, [text]], "n": None, "b": True, "i": 3, "f": 1.5}
+    out = io.StringIO()
+    yaml_out.dump(doc, out)
+    assert yaml.safe_load(out.getvalue()) == doc

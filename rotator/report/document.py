@@ -150,13 +150,16 @@ def write_json(result: CheckResult, out: TextIO) -> None:
 
     doc = to_document(result)
     text = json.dumps(doc, indent=2) if out.isatty() else json.dumps(doc, separators=(",", ":"))
-    out.write(text + "\n")
+    for i in range(0, len(text), 65536):  # in pieces, so `| head` is noticed (see yaml_out.dump)
+        out.write(text[i : i + 65536])
+    out.write("\n")
+    out.flush()
 
 
 def write_yaml(result: CheckResult, out: TextIO) -> None:
-    import yaml
+    from rotator.report import yaml_out
 
-    yaml.safe_dump(to_document(result), out, sort_keys=False, allow_unicode=True, width=120)
+    yaml_out.dump(to_document(result), out)
 
 
 _STATE_STYLE = {"ok": "green", "due": "yellow", "expired": "bold red", "invalid": "bold red", "missing": "bold red"}
