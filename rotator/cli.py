@@ -1,7 +1,7 @@
 """Command line. Only argparse is imported at start-up; each command imports what it needs.
 
 ``rotator --help`` must answer fast (it runs in CronJobs and shell completions), so the
-heavy modules (cryptography, pydantic, rich) load inside the command functions.
+heavy modules (cryptography, pydantic, the kubernetes client) load inside the command functions.
 """
 
 from __future__ import annotations

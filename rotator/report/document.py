@@ -194,45 +194,28 @@ def table_width(out: TextIO, environ: Mapping[str, str] | None = None) -> int | 
 def write_table(result: CheckResult, out: TextIO, color: bool | None = None, wide: bool = False) -> None:
     """The default view fits 80 columns and never drops STATE or ACTION; ``wide`` (``-o
     wide``) adds role, renew-at and the Gateways and hosts."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+    from rotator.report.table import Cell, Column, paint, render, terminal_width, wrap, write_lines
 
-    width = table_width(out)
+    width = terminal_width(out, table_width(out))
     # NO_COLOR (no-color.org) and --color never both mean no colour; --color always forces it.
-    no_color = True if color is False or (color is None and os.environ.get("NO_COLOR")) else None
-
-    class _Console(Console):
-        def on_broken_pipe(self) -> None:
-            # `rotator check | head -2`: the reader left. rich exits 1 here; the CLI turns a
-            # broken pipe into its documented exit instead.
-            self.quiet = True
-            raise BrokenPipeError()
-
-    console = _Console(file=out, force_terminal=color, no_color=no_color, width=width, soft_wrap=False)
+    if color is None:
+        color = bool(getattr(out, "isatty", lambda: False)()) and not os.environ.get("NO_COLOR")
     now = result.evaluated_at
+    lines: list[str] = []
     if not result.credentials:
-        console.print(f"rotator check — evaluated at {rfc3339(now)}: no credentials found.")
-    table = Table(
-        title=f"rotator check — evaluated at {rfc3339(now)}",
-        title_justify="left",
-        expand=False,
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-    )
-    table.add_column("SECRET", overflow="fold", ratio=3, min_width=16)
+        lines.append(f"rotator check — evaluated at {rfc3339(now)}: no credentials found.")
+    columns = [Column("SECRET", fold=True, min_width=16)]
     if wide:
-        table.add_column("ROLE", no_wrap=True)
-    table.add_column("STATE", no_wrap=True)
-    table.add_column("EXPIRES", no_wrap=True)
+        columns.append(Column("ROLE"))
+    columns += [Column("STATE"), Column("EXPIRES")]
     if wide:
-        table.add_column("RENEW AT", no_wrap=True)
-    table.add_column("ACTION", no_wrap=True)
+        columns.append(Column("RENEW AT"))
+    columns.append(Column("ACTION"))
     if wide:
-        table.add_column("GATEWAYS / HOSTS", overflow="fold", min_width=24)
-    table.add_column("FINDINGS", overflow="fold", ratio=2, min_width=14)
+        columns.append(Column("GATEWAYS / HOSTS", fold=True, min_width=24))
+    columns.append(Column("FINDINGS", fold=True, min_width=14))
     renewals = result.renewals_by_copy()
+    rows: list[list[Cell]] = []
     for c in result.credentials:
         gws = sorted({f"{r.namespace}/{r.name}:{r.port}" for r in c.spec.references})
         done = renewals.get(f"{c.spec.namespace}/{c.spec.name}") if c.spec.role == "server" else None
@@ -244,32 +227,33 @@ def write_table(result: CheckResult, out: TextIO, color: bool | None = None, wid
         action: str = done.status if done else c.action
         if wide and not done and c.action == "renew" and c.issuer:
             action += f" ({c.issuer})"
-        cells: list[Any] = [secret]
+        cells = [Cell(secret)]
         if wide:
-            cells.append(c.spec.role)
-        cells += [Text(c.state, style=_STATE_STYLE[c.state]), _expires(c, now, short=not wide)]
+            cells.append(Cell(c.spec.role))
+        cells += [Cell(c.state, _STATE_STYLE[c.state]), Cell(_expires(c, now, short=not wide))]
         if wide:
-            cells.append(c.renew_at.strftime("%Y-%m-%d") if c.renew_at else "-")
-        cells.append(action)
+            cells.append(Cell(c.renew_at.strftime("%Y-%m-%d") if c.renew_at else "-"))
+        cells.append(Cell(action))
         if wide:
-            cells.append("\n".join(gws) + (f"\n{hosts}" if hosts else ""))
-        cells.append("\n".join(f"{k}×{n}" if n > 1 else k for k, n in sorted(codes.items())) or "-")
-        table.add_row(*cells)
+            cells.append(Cell("\n".join(gws) + (f"\n{hosts}" if hosts else "")))
+        cells.append(Cell("\n".join(f"{k}×{n}" if n > 1 else k for k, n in sorted(codes.items())) or "-"))
+        rows.append(cells)
     if result.credentials:
-        console.print(table)
+        lines += render(columns, rows, width, color, title=f"rotator check — evaluated at {rfc3339(now)}")
     detail = [f for c in result.credentials for f in c.findings] + list(result.findings)
     order = {s: i for i, s in enumerate(SEVERITIES)}
     if detail:
-        console.print()
-        console.print("Findings:")
+        lines += ["", "Findings:"]
         for f in sorted(detail, key=lambda f: order[f.severity]):
-            line = Text("  ")
-            line.append(f"{f.severity.upper():8}", style=_SEV_STYLE[f.severity])
-            line.append(f" {f.code}: ", style="bold")
-            line.append(f.message)
-            console.print(line)
-    console.print()
-    console.print(summary_line(result))
+            sev, head = f"{f.severity.upper():8}", f" {f.code}: "
+            wrapped = wrap(f"  {sev}{head}{f.message}", width, indent="    ")
+            if color:
+                rest = wrapped[0][2 + len(sev) + len(head) :]
+                wrapped[0] = "  " + paint(sev, _SEV_STYLE[f.severity], True) + paint(head, "bold", True) + rest
+            lines += wrapped
+    lines.append("")
+    lines += wrap(summary_line(result), width)
+    write_lines(out, lines)
 
 
 def summary_line(result: CheckResult) -> str:
